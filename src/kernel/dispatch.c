@@ -1,0 +1,198 @@
+#include "kernel/dispatch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel/comm.h"
+#include "kernel/complete.h"
+#include "kernel/execute.h"
+#include "kernel/sqltext.h"
+#include "runtime/log.h"
+
+static void status(kl_kernel *k, const kl_msg *parent, const char *state) {
+    kl_kernel_publish(k, parent, "status", json_pack("{s:s}", "execution_state", state));
+}
+
+static const char *str(json_t *content, const char *key, const char *dflt) {
+    const char *s = json_string_value(json_object_get(content, key));
+    return s ? s : dflt;
+}
+
+static json_int_t num(json_t *content, const char *key, json_int_t dflt) {
+    json_t *v = json_object_get(content, key);
+    return json_is_integer(v) ? json_integer_value(v) : dflt;
+}
+
+static json_t *is_complete(const kl_msg *msg) {
+    const char *code = str(msg->content, "code", "");
+    /* A cell that opens with a magic is handed to the magic whole; only SQL needs a terminator. */
+    const char *p = code + strspn(code, " \t\r\n");
+    if (*p == '%') return json_pack("{s:s}", "status", "complete");
+    switch (kl_sqltext_is_complete(code, strlen(code))) {
+    case KL_SQL_COMPLETE: return json_pack("{s:s}", "status", "complete");
+    case KL_SQL_INVALID: return json_pack("{s:s}", "status", "invalid");
+    default: return json_pack("{s:s, s:s}", "status", "incomplete", "indent", "");
+    }
+}
+
+static json_t *inspect(kl_kernel *k, const kl_msg *msg) {
+    const char *code = str(msg->content, "code", "");
+    size_t cursor = kl_utf8_cp_to_byte(code, (size_t)num(msg->content, "cursor_pos", 0));
+    int detail = (int)num(msg->content, "detail_level", 0);
+    size_t start, end;
+    kl_complete_token(code, cursor, &start, &end);
+    /* A cursor just past a name still means that name, as in other kernels. */
+    if (start == end && cursor > 0) kl_complete_token(code, cursor - 1, &start, &end);
+    const char *tok = code + start;
+    size_t len = end - start;
+    while (len && *tok == '%') tok++, len--;
+    const kl_magic *m = len ? kl_magic_find(k->magics, tok, len, KL_MAGIC_LINE) : NULL;
+    if (!m && len) m = kl_magic_find(k->magics, tok, len, KL_MAGIC_CELL);
+    if (!m) return json_pack("{s:s, s:b, s:{}, s:{}}", "status", "ok", "found", 0, "data", "metadata");
+    char *text = NULL;
+    const char *kinds = m->kinds == (KL_MAGIC_LINE | KL_MAGIC_CELL) ? "line and cell magic"
+                        : m->kinds == KL_MAGIC_CELL                 ? "cell magic"
+                                                                    : "line magic";
+    if (asprintf(&text, "%s\n\n%s\n%s", m->usage, m->help,
+                 detail > 0 ? kinds : "") < 0)
+        text = NULL;
+    json_t *reply = json_pack("{s:s, s:b, s:{s:s}, s:{}}", "status", "ok", "found", 1, "data",
+                              "text/plain", text ? text : m->help, "metadata");
+    free(text);
+    return reply;
+}
+
+typedef struct history_job {
+    kl_kernel *k;
+    kl_tenant *t;
+    json_t *content;
+    json_t *result;
+} history_job;
+
+static void history_query(void *arg) {
+    history_job *j = arg;
+    kl_history *h = j->k->history;
+    json_t *c = j->content;
+    if (!h) return;
+    bool output = json_is_true(json_object_get(c, "output"));
+    const char *type = str(c, "hist_access_type", "tail");
+    int n = (int)num(c, "n", 10);
+    if (strcmp(type, "tail") == 0) {
+        j->result = kl_history_tail(h, n, output);
+    } else if (strcmp(type, "range") == 0) {
+        j->result = kl_history_range(h, j->t->history_session, num(c, "session", 0),
+                                     (int)num(c, "start", 0), (int)num(c, "stop", 0), output);
+    } else if (strcmp(type, "search") == 0) {
+        j->result = kl_history_search(h, str(c, "pattern", "*"), n,
+                                      json_is_true(json_object_get(c, "unique")), output);
+    }
+}
+
+static json_t *history(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+    history_job j = {k, t, msg->content, NULL};
+    kl_kernel_history_run(k, history_query, &j);
+    return json_pack("{s:s, s:o}", "status", "ok", "history", j.result ? j.result : json_array());
+}
+
+static json_t *unknown_request(const char *type) {
+    return json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "UnknownMessageType",
+                     "evalue", type, "traceback");
+}
+
+/* Logs each unknown message type once: a misbehaving client must not flood the log. */
+static void log_unknown(const char *channel, const char *type) {
+    static char seen[32][64];
+    static int nseen;
+    for (int i = 0; i < nseen; i++)
+        if (strcmp(seen[i], type) == 0) return;
+    if (nseen < 32) snprintf(seen[nseen++], sizeof seen[0], "%s", type);
+    KL_WARN("dispatch", "unknown %s message type \"%s\"", channel, type);
+}
+
+/* "foo_request" -> "foo_reply" into buf; false when type is not a request. */
+static bool reply_type(const char *type, char *buf, size_t len) {
+    size_t n = strlen(type);
+    if (n < 9 || strcmp(type + n - 8, "_request") != 0 || n - 8 + 7 > len) return false;
+    snprintf(buf, len, "%.*s_reply", (int)(n - 8), type);
+    return true;
+}
+
+void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+    const char *type = kl_msg_type(msg);
+    if (strcmp(type, "shutdown_request") == 0 || strcmp(type, "interrupt_request") == 0) {
+        /* Old clients send these on shell; answer on shell as they expect. */
+        kl_dispatch_control(k, k->shell, msg);
+        return;
+    }
+    status(k, msg, "busy");
+    bool abort = false;
+    json_t *reply = NULL;
+    char rtype[64];
+    if (strcmp(type, "execute_request") == 0) {
+        abort = kl_execute(k, t, msg);
+    } else if (strcmp(type, "kernel_info_request") == 0) {
+        reply = kl_kernel_info_content(k);
+    } else if (strcmp(type, "is_complete_request") == 0) {
+        reply = is_complete(msg);
+    } else if (strcmp(type, "complete_request") == 0) {
+        reply = kl_complete(str(msg->content, "code", ""),
+                            (size_t)num(msg->content, "cursor_pos", 0), k->magics);
+    } else if (strcmp(type, "inspect_request") == 0) {
+        reply = inspect(k, msg);
+    } else if (strcmp(type, "history_request") == 0) {
+        reply = history(k, t, msg);
+    } else if (strcmp(type, "comm_info_request") == 0) {
+        reply = json_pack("{s:s, s:o}", "status", "ok", "comms",
+                          kl_comm_info(k->comms, json_string_value(json_object_get(
+                                                     msg->content, "target_name"))));
+    } else if (strncmp(type, "comm_", 5) == 0) {
+        kl_comm_handle(k, t->session, msg);
+    } else {
+        log_unknown("shell", type);
+        if (reply_type(type, rtype, sizeof rtype)) kl_kernel_reply(k, k->shell, msg, rtype, unknown_request(type));
+    }
+    if (reply && reply_type(type, rtype, sizeof rtype)) kl_kernel_reply(k, k->shell, msg, rtype, reply);
+    else json_decref(reply);
+    status(k, msg, "idle");
+    if (abort) kl_tenant_abort_queued(t);
+}
+
+void kl_dispatch_abort(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+    status(k, msg, "busy");
+    kl_kernel_reply(k, k->shell, msg, "execute_reply",
+                    json_pack("{s:s, s:i, s:[], s:{}}", "status", "aborted", "execution_count",
+                              t->execution_count, "payload", "user_expressions"));
+    status(k, msg, "idle");
+}
+
+void kl_dispatch_control(kl_kernel *k, kl_zsock *sock, const kl_msg *msg) {
+    const char *type = kl_msg_type(msg);
+    char rtype[64];
+    status(k, msg, "busy");
+    if (strcmp(type, "kernel_info_request") == 0) {
+        kl_kernel_reply(k, sock, msg, "kernel_info_reply", kl_kernel_info_content(k));
+    } else if (strcmp(type, "interrupt_request") == 0) {
+        kl_kernel_interrupt_all(k);
+        kl_kernel_reply(k, sock, msg, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
+    } else if (strcmp(type, "shutdown_request") == 0) {
+        bool restart = json_is_true(json_object_get(msg->content, "restart"));
+        json_t *content = json_pack("{s:s, s:b}", "status", "ok", "restart", restart);
+        kl_kernel_publish(k, msg, "shutdown_reply", json_deep_copy(content));
+        kl_kernel_reply(k, sock, msg, "shutdown_reply", content);
+        status(k, msg, "idle");
+        kl_kernel_begin_shutdown(k, restart);
+        return;
+    } else if (strcmp(type, "debug_request") == 0) {
+        json_t *seq = json_object_get(msg->content, "seq");
+        kl_kernel_reply(k, sock, msg, "debug_reply",
+                        json_pack("{s:s, s:O, s:b, s:s, s:s}", "type", "response", "request_seq",
+                                  seq ? seq : json_null(), "success", 0, "command",
+                                  str(msg->content, "command", ""), "message",
+                                  "Kindling has no debugger"));
+    } else {
+        log_unknown("control", type);
+        if (reply_type(type, rtype, sizeof rtype))
+            kl_kernel_reply(k, sock, msg, rtype, unknown_request(type));
+    }
+    status(k, msg, "idle");
+}

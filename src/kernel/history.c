@@ -1,0 +1,264 @@
+/* History in SQLite with IPython's history.sqlite schema, so IPython tools can read the file. */
+#include "kernel/history.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct kl_history {
+    sqlite3 *db;
+    /* SQLite serialises single calls; this makes each multi-statement operation (insert input and
+     * output, read changes()) atomic with respect to other threads sharing the handle. */
+    pthread_mutex_t mu;
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS sessions (session integer primary key autoincrement, "
+    "start timestamp, end timestamp, num_cmds integer, remark text);"
+    "CREATE TABLE IF NOT EXISTS history (session integer, line integer, source text, "
+    "source_raw text, PRIMARY KEY (session, line));"
+    "CREATE TABLE IF NOT EXISTS output_history (session integer, line integer, output text, "
+    "PRIMARY KEY (session, line));";
+
+/* IPython stores Python's local datetime text; SQLite's %f gives SS.SSS, which its parser reads. */
+#define NOW_SQL "strftime('%Y-%m-%d %H:%M:%f', 'now', 'localtime')"
+
+/* mkdir -p of everything before the last '/'. */
+static int make_parent_dirs(const char *path, char *err, size_t errlen) {
+    char *copy = strdup(path);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    char *slash = strrchr(copy, '/');
+    if (!slash || slash == copy) {
+        free(copy);
+        return 0;
+    }
+    *slash = '\0';
+    for (char *p = copy + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(copy, 0700) != 0 && errno != EEXIST) {
+                snprintf(err, errlen, "cannot create directory %s: %s", copy, strerror(errno));
+                free(copy);
+                return -1;
+            }
+            *p = saved;
+            if (saved == '\0') break;
+        }
+    }
+    free(copy);
+    return 0;
+}
+
+kl_history *kl_history_open(const char *path, char *err, size_t errlen) {
+    if (strcmp(path, ":memory:") != 0 && make_parent_dirs(path, err, errlen) != 0) return NULL;
+    kl_history *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int flags = SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE;
+    int rc = sqlite3_open_v2(path, &h->db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open history %s: %s", path,
+                 h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
+        sqlite3_close(h->db);
+        free(h);
+        return NULL;
+    }
+    sqlite3_busy_timeout(h->db, 2000);
+    /* WAL lets another kernel read while this one writes; a file system without shared memory
+     * refuses it, and the default journal still works. */
+    sqlite3_exec(h->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    char *msg = NULL;
+    if (sqlite3_exec(h->db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot create history tables in %s: %s", path,
+                 msg ? msg : "unknown error");
+        sqlite3_free(msg);
+        sqlite3_close(h->db);
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->mu, NULL);
+    return h;
+}
+
+void kl_history_close(kl_history *h) {
+    if (!h) return;
+    sqlite3_close(h->db);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+int kl_history_session_begin(kl_history *h, int64_t *session) {
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    pthread_mutex_lock(&h->mu);
+    if (sqlite3_prepare_v2(h->db,
+                           "INSERT INTO sessions (start, end, num_cmds, remark) VALUES (" NOW_SQL
+                           ", NULL, NULL, '') RETURNING session",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        *session = sqlite3_column_int64(st, 0);
+        ret = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&h->mu);
+    return ret;
+}
+
+int kl_history_session_end(kl_history *h, int64_t session, int num_cmds) {
+    sqlite3_stmt *st = NULL;
+    int ret = -1;
+    pthread_mutex_lock(&h->mu);
+    if (sqlite3_prepare_v2(h->db,
+                           "UPDATE sessions SET end = " NOW_SQL ", num_cmds = ? WHERE session = ?",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, num_cmds);
+        sqlite3_bind_int64(st, 2, session);
+        if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(h->db) == 1) ret = 0;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&h->mu);
+    return ret;
+}
+
+/* Runs one INSERT with (session, line, text[, text]) parameters. */
+static int insert(sqlite3 *db, const char *sql, int64_t session, int line, const char *text,
+                  int ntext) {
+    sqlite3_stmt *st = NULL;
+    int ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, session);
+        sqlite3_bind_int(st, 2, line);
+        for (int k = 0; k < ntext; k++) sqlite3_bind_text(st, 3 + k, text, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return ok ? 0 : -1;
+}
+
+/* Re-storing a line replaces it, so a re-executed line number never fails the execution. */
+int kl_history_store(kl_history *h, int64_t session, int line, const char *source,
+                     const char *output) {
+    pthread_mutex_lock(&h->mu);
+    int ret = sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    if (ret == 0)
+        ret = insert(h->db, "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", session, line,
+                     source, 2);
+    if (ret == 0 && output)
+        ret = insert(h->db, "INSERT OR REPLACE INTO output_history VALUES (?, ?, ?)", session, line,
+                     output, 1);
+    if (ret == 0 && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) ret = -1;
+    if (ret != 0) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&h->mu);
+    return ret;
+}
+
+/* A text column as a JSON string; null when absent or not valid UTF-8. */
+static json_t *column_text(sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) return json_null();
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    json_t *j = s ? json_stringn(s, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+    return j ? j : json_null();
+}
+
+/* Steps st (selecting session, line, source[, output]) into an array of entries; reversed when
+ * the query ran newest first. Finalizes st and releases the lock prepare_locked took. */
+static json_t *collect(kl_history *h, sqlite3_stmt *st, bool output, bool reverse) {
+    json_t *rows = json_array();
+    int rc;
+    while (rows && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_t *input = column_text(st, 2);
+        json_t *item = output ? json_pack("[oo]", input, column_text(st, 3)) : input;
+        json_t *row = json_pack("[IIo]", (json_int_t)sqlite3_column_int64(st, 0),
+                                (json_int_t)sqlite3_column_int64(st, 1), item);
+        if (!row || json_array_append_new(rows, row) != 0) {
+            json_decref(rows);
+            rows = NULL;
+        }
+    }
+    if (rows && rc != SQLITE_DONE) {
+        json_decref(rows);
+        rows = NULL;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&h->mu);
+    if (rows && reverse) {
+        size_t n = json_array_size(rows);
+        json_t *rev = json_array();
+        for (size_t k = n; rev && k > 0; k--) json_array_append(rev, json_array_get(rows, k - 1));
+        json_decref(rows);
+        rows = rev;
+    }
+    return rows;
+}
+
+#define SELECT_IN "SELECT h.session, h.line, h.source_raw FROM history AS h "
+#define SELECT_IO                                                                                  \
+    "SELECT h.session, h.line, h.source_raw, o.output FROM history AS h "                          \
+    "LEFT JOIN output_history AS o ON o.session = h.session AND o.line = h.line "
+
+/* Prepares sql under the mutex; on failure unlocks and returns NULL. */
+static sqlite3_stmt *prepare_locked(kl_history *h, const char *sql) {
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&h->mu);
+    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        pthread_mutex_unlock(&h->mu);
+        return NULL;
+    }
+    return st;
+}
+
+/* n <= 0 returns every entry, as for search. */
+json_t *kl_history_tail(kl_history *h, int n, bool output) {
+    sqlite3_stmt *st =
+        prepare_locked(h, output ? SELECT_IO "ORDER BY h.session DESC, h.line DESC LIMIT ?"
+                                 : SELECT_IN "ORDER BY h.session DESC, h.line DESC LIMIT ?");
+    if (!st) return NULL;
+    sqlite3_bind_int(st, 1, n > 0 ? n : -1);
+    return collect(h, st, output, true);
+}
+
+json_t *kl_history_range(kl_history *h, int64_t current, int64_t session, int start, int stop,
+                         bool output) {
+    sqlite3_stmt *st = prepare_locked(
+        h, output ? SELECT_IO "WHERE h.session = ?1 AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) "
+                              "ORDER BY h.line"
+                  : SELECT_IN "WHERE h.session = ?1 AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) "
+                              "ORDER BY h.line");
+    if (!st) return NULL;
+    sqlite3_bind_int64(st, 1, session <= 0 ? current + session : session);
+    sqlite3_bind_int(st, 2, start);
+    sqlite3_bind_int(st, 3, stop);
+    return collect(h, st, output, false);
+}
+
+/* unique keeps the newest occurrence of each source: the matches are ranked per source, newest
+ * first, and only rank 1 survives, before the LIMIT applies. */
+json_t *kl_history_search(kl_history *h, const char *pattern, int n, bool unique, bool output) {
+#define SEARCH_MATCHES                                                                             \
+    "WITH m AS (SELECT session, line, source_raw, ROW_NUMBER() OVER (PARTITION BY source "         \
+    "ORDER BY session DESC, line DESC) AS recency FROM history WHERE source GLOB ?1) "
+#define SEARCH_ORDER "WHERE (?2 = 0 OR m.recency = 1) ORDER BY m.session DESC, m.line DESC LIMIT ?3"
+    sqlite3_stmt *st = prepare_locked(
+        h, output ? SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw, o.output FROM m "
+                                   "LEFT JOIN output_history AS o "
+                                   "ON o.session = m.session AND o.line = m.line " SEARCH_ORDER
+                  : SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw FROM m " SEARCH_ORDER);
+#undef SEARCH_MATCHES
+#undef SEARCH_ORDER
+    if (!st) return NULL;
+    sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, unique ? 1 : 0);
+    sqlite3_bind_int(st, 3, n > 0 ? n : -1);
+    return collect(h, st, output, true);
+}

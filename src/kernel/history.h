@@ -1,0 +1,36 @@
+/* Execution history in an SQLite file with IPython's schema (sessions, history, output_history),
+ * so it survives restarts. Calls block on disk: run them on the worker pool, never on the loop.
+ * One kl_history may be used from several threads (SQLite serialises). */
+#ifndef KL_KERNEL_HISTORY_H
+#define KL_KERNEL_HISTORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct kl_history kl_history;
+
+/* Opens or creates the database at path (":memory:" for none on disk); creates parent directories.
+ * NULL with a message in err on failure. */
+kl_history *kl_history_open(const char *path, char *err, size_t errlen);
+void kl_history_close(kl_history *h);
+
+/* Starts a new history session (one per client connection); its number in *session. */
+int kl_history_session_begin(kl_history *h, int64_t *session);
+int kl_history_session_end(kl_history *h, int64_t session, int num_cmds);
+/* Stores one input (and its text/plain output, or NULL). 0 or -1. */
+int kl_history_store(kl_history *h, int64_t session, int line, const char *source,
+                     const char *output);
+
+/* Each returns a new JSON array of [session, line, input] triples, or [session, line,
+ * [input, output]] when output is true (output null when none); NULL on error. Entries come
+ * oldest first. */
+json_t *kl_history_tail(kl_history *h, int n, bool output);
+/* session <= 0 counts back from current (0 = current). stop <= 0: to the end of the session. */
+json_t *kl_history_range(kl_history *h, int64_t current, int64_t session, int start, int stop,
+                         bool output);
+/* pattern is an SQLite GLOB (as IPython's); n <= 0 for all; unique drops repeated inputs keeping
+ * the newest. */
+json_t *kl_history_search(kl_history *h, const char *pattern, int n, bool unique, bool output);
+
+#endif

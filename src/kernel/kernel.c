@@ -1,0 +1,469 @@
+#include "kernel/kernel.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jupyter/heartbeat.h"
+#include "kernel/comm.h"
+#include "kernel/dispatch.h"
+#include "kernel/execute.h"
+#include "kernel/tenant.h"
+#include "kl_version.h"
+#include "runtime/log.h"
+
+/* A slow IOPub subscriber makes sends wait (XPUB_NODROP) instead of losing output; the mark only
+ * bounds how much the kernel holds for it before that backpressure starts. */
+#define IOPUB_HWM 100000
+#define ROUTER_HWM 100000
+/* Pending replies (shutdown_reply above all) get this long to leave when the sockets close. */
+#define CLOSE_LINGER_MS 2000
+/* How long running cells get to finish after an interrupt at shutdown. */
+#define SHUTDOWN_GRACE_MS 2000
+
+struct kl_input_wait {
+    char msg_id[KL_UUID_STRLEN];
+    kl_tenant *t;
+    char *value;
+    bool done;
+    struct kl_input_wait *next;
+};
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static int send_msg(kl_kernel *k, kl_zsock *sock, kl_msg *m) {
+    kl_frames out;
+    kl_frames_init(&out);
+    int rc = kl_msg_encode(m, &k->signer, &out);
+    if (rc == 0) rc = kl_zsock_send(sock, &out);
+    kl_frames_clear(&out);
+    if (rc != 0 && rc != -ECANCELED)
+        KL_WARN("kernel", "sending %s failed: %s", kl_msg_type(m), zmq_strerror(-rc));
+    return rc;
+}
+
+static int publish_topic(kl_kernel *k, const kl_msg *parent, const char *msg_type, json_t *content,
+                         kl_frames *buffers, const char *topic) {
+    kl_msg m;
+    if (kl_msg_init_child(&m, parent, msg_type, k->session, content) != 0) {
+        if (buffers) kl_frames_clear(buffers);
+        return -ENOMEM;
+    }
+    /* IOPub carries a topic frame where replies carry the requester's identities. */
+    kl_frames_clear(&m.idents);
+    char buf[128];
+    if (!topic) {
+        snprintf(buf, sizeof buf, "kernel.%s.%s", k->kernel_id, msg_type);
+        topic = buf;
+    }
+    kl_frames_add(&m.idents, topic, strlen(topic));
+    if (buffers) {
+        for (size_t i = 0; i < buffers->n; i++) kl_frames_add_msg(&m.buffers, &buffers->v[i]);
+        kl_frames_clear(buffers);
+    }
+    int rc = k->iopub ? send_msg(k, k->iopub, &m) : -ECANCELED;
+    kl_msg_clear(&m);
+    return rc;
+}
+
+int kl_kernel_publish_buffers(kl_kernel *k, const kl_msg *parent, const char *msg_type,
+                              json_t *content, kl_frames *buffers) {
+    return publish_topic(k, parent, msg_type, content, buffers, NULL);
+}
+
+int kl_kernel_publish(kl_kernel *k, const kl_msg *parent, const char *msg_type, json_t *content) {
+    return publish_topic(k, parent, msg_type, content, NULL, NULL);
+}
+
+int kl_kernel_reply(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, const char *msg_type,
+                    json_t *content) {
+    kl_msg m;
+    if (kl_msg_init_child(&m, parent, msg_type, k->session, content) != 0) return -ENOMEM;
+    int rc = sock ? send_msg(k, sock, &m) : -ECANCELED;
+    kl_msg_clear(&m);
+    return rc;
+}
+
+/* ---- kernel info, interrupt, history ---------------------------------------------------- */
+
+json_t *kl_kernel_info_content(const kl_kernel *k) {
+    (void)k;
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:[{s:s, s:s}], s:[], "
+        "s:b}",
+        "status", "ok", "protocol_version", KL_PROTOCOL_VERSION, "implementation", "kindling",
+        "implementation_version", KL_VERSION, "language_info", "name", "sql", "version", "",
+        "mimetype", "text/x-sql", "file_extension", ".sql", "pygments_lexer", "sql",
+        "codemirror_mode", "sql", "nbconvert_exporter", "script", "banner",
+        "Kindling " KL_VERSION " - Spark SQL through Spark Connect.\n"
+        "Type SQL, or %lsmagic for the magics.",
+        "help_links", "text", "Spark SQL reference",
+        "url", "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features",
+        "debugger", 0);
+}
+
+static void interrupt_one(const char *key, void *value, void *arg) {
+    (void)key;
+    kl_kernel *k = arg;
+    kl_tenant *t = value;
+    if (!t->busy) return;
+    t->interrupted = true;
+    if (t->interruptible_wait) kl_loop_wake(k->loop, t->coro);
+}
+
+void kl_kernel_interrupt_all(kl_kernel *k) {
+    KL_INFO("kernel", "interrupt");
+    kl_strmap_foreach(k->tenants, interrupt_one, k);
+}
+
+int kl_kernel_history_run(kl_kernel *k, void (*fn)(void *arg), void *arg) {
+    if (!k->history_pool) return -1;
+    return kl_pool_run(k->history_pool, fn, arg);
+}
+
+static void history_open(void *arg) {
+    kl_kernel *k = arg;
+    char err[512];
+    k->history = kl_history_open(k->history_path, err, sizeof err);
+    if (!k->history) KL_WARN("history", "history is off: %s", err);
+}
+
+/* ---- stdin ------------------------------------------------------------------------------ */
+
+int kl_kernel_input(kl_kernel *k, kl_tenant *t, const kl_msg *parent, const char *prompt,
+                    bool password, char **value) {
+    kl_msg m;
+    if (kl_msg_init_child(&m, parent, "input_request", k->session,
+                          json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) != 0)
+        return -ENOMEM;
+    struct kl_input_wait w = {.t = t};
+    snprintf(w.msg_id, sizeof w.msg_id, "%s", kl_msg_id(&m));
+    w.next = k->inputs;
+    k->inputs = &w;
+    /* The identities of the shell request reach the same client's stdin socket: jupyter_client
+     * gives both sockets the session id as identity. */
+    int rc = k->stdin_sock ? send_msg(k, k->stdin_sock, &m) : -ECANCELED;
+    kl_msg_clear(&m);
+    if (rc == 0) {
+        t->interruptible_wait = true;
+        while (!w.done && !t->interrupted && !k->shutting_down) kl_loop_park(k->loop);
+        t->interruptible_wait = false;
+    }
+    for (struct kl_input_wait **p = &k->inputs; *p; p = &(*p)->next)
+        if (*p == &w) {
+            *p = w.next;
+            break;
+        }
+    if (w.done) {
+        *value = w.value;
+        return 0;
+    }
+    free(w.value);
+    if (rc != 0) return rc;
+    return t->interrupted ? -EINTR : -ECANCELED;
+}
+
+static void deliver_input(kl_kernel *k, const kl_msg *m) {
+    const char *parent_id = json_string_value(json_object_get(m->parent_header, "msg_id"));
+    for (struct kl_input_wait *w = k->inputs; w && parent_id; w = w->next) {
+        if (strcmp(w->msg_id, parent_id) != 0 || w->done) continue;
+        const char *v = json_string_value(json_object_get(m->content, "value"));
+        w->value = strdup(v ? v : "");
+        w->done = true;
+        kl_loop_wake(k->loop, w->t->coro);
+        return;
+    }
+    KL_INFO("stdin", "input_reply that answers no pending input_request; ignored");
+}
+
+/* ---- readers ---------------------------------------------------------------------------- */
+
+/* Bad input is logged with its reason, but a client spraying garbage must not flood the log:
+ * after the first 20, only every 1000th is reported. */
+static void log_bad(kl_kernel *k, const char *channel, const char *err) {
+    unsigned long n = ++k->bad_messages;
+    if (n <= 20 || n % 1000 == 0)
+        KL_WARN("wire", "dropped a message on %s (%lu so far): %s", channel, n, err);
+}
+
+/* Coroutine: reads one decoded message from sock; NULL once the socket is closed. */
+static kl_msg *read_msg(kl_kernel *k, kl_zsock *sock, const char *channel) {
+    for (;;) {
+        kl_frames f;
+        kl_frames_init(&f);
+        if (kl_zsock_recv(sock, &f) != 0) {
+            kl_frames_clear(&f);
+            return NULL;
+        }
+        kl_msg *m = malloc(sizeof *m);
+        if (!m) {
+            kl_frames_clear(&f);
+            continue;
+        }
+        char err[256];
+        int rc = kl_msg_decode(&f, &k->signer, m, err, sizeof err);
+        kl_frames_clear(&f);
+        if (rc == 0) return m;
+        log_bad(k, channel, err);
+        kl_msg_free(m);
+    }
+}
+
+static void shell_reader(void *arg) {
+    kl_kernel *k = arg;
+    kl_msg *m;
+    while ((m = read_msg(k, k->shell, "shell"))) {
+        kl_tenant *t = k->shutting_down ? NULL : kl_tenant_get(k, kl_msg_session(m));
+        if (!t || kl_tenant_deliver(t, m) != 0) {
+            if (!k->shutting_down) KL_WARN("kernel", "could not queue a %s", kl_msg_type(m));
+            kl_msg_free(m);
+        }
+    }
+}
+
+static void control_reader(void *arg) {
+    kl_kernel *k = arg;
+    kl_msg *m;
+    while ((m = read_msg(k, k->control, "control"))) {
+        kl_dispatch_control(k, k->control, m);
+        kl_msg_free(m);
+    }
+}
+
+static void stdin_reader(void *arg) {
+    kl_kernel *k = arg;
+    kl_msg *m;
+    while ((m = read_msg(k, k->stdin_sock, "stdin"))) {
+        if (strcmp(kl_msg_type(m), "input_reply") == 0)
+            deliver_input(k, m);
+        else
+            KL_INFO("stdin", "unexpected %s on stdin; ignored", kl_msg_type(m));
+        kl_msg_free(m);
+    }
+}
+
+/* Coroutine: greets every new IOPub subscriber (protocol 5.5), so a client knows from when on it
+ * sees every message. XPUB_VERBOSE passes repeated subscriptions up, one per client. */
+static void iopub_main(void *arg) {
+    kl_kernel *k = arg;
+    publish_topic(k, NULL, "status", json_pack("{s:s}", "execution_state", "starting"), NULL,
+                  NULL);
+    for (;;) {
+        kl_frames f;
+        kl_frames_init(&f);
+        if (kl_zsock_recv(k->iopub, &f) != 0) {
+            kl_frames_clear(&f);
+            return;
+        }
+        size_t len = f.n ? kl_frames_size(&f, 0) : 0;
+        const char *data = f.n ? kl_frames_data(&f, 0) : NULL;
+        if (len >= 1 && data[0] == 1) {
+            char *topic = strndup(data + 1, len - 1);
+            if (topic) {
+                KL_DEBUG("iopub", "new subscriber to \"%s\"", topic);
+                publish_topic(k, NULL, "iopub_welcome", json_pack("{s:s}", "subscription", topic),
+                              NULL, topic);
+            }
+            free(topic);
+        }
+        kl_frames_clear(&f);
+    }
+}
+
+/* ---- start-up and shutdown -------------------------------------------------------------- */
+
+static void close_sockets(kl_kernel *k) {
+    kl_zsock **socks[] = {&k->shell, &k->control, &k->stdin_sock, &k->iopub};
+    for (size_t i = 0; i < sizeof socks / sizeof *socks; i++) {
+        if (!*socks[i]) continue;
+        kl_zsock *s = *socks[i];
+        *socks[i] = NULL;
+        kl_zsock_close(s);
+    }
+}
+
+static void signal_close_cb(uv_handle_t *h) {
+    (void)h;
+}
+
+static void closer(void *arg) {
+    kl_kernel *k = arg;
+    kl_kernel_interrupt_all(k);
+    for (int waited = 0; waited < SHUTDOWN_GRACE_MS && kl_tenant_any_busy(k); waited += 10)
+        kl_loop_sleep(k->loop, 10);
+    kl_tenant_close_all(k);
+    close_sockets(k);
+    if (k->heartbeat) kl_heartbeat_stop(k->heartbeat);
+    k->heartbeat = NULL;
+    uv_close((uv_handle_t *)&k->sigint, signal_close_cb);
+    uv_close((uv_handle_t *)&k->sigterm, signal_close_cb);
+    /* Let the readers and tenants see their sockets and inboxes closed and return. */
+    for (int i = 0; i < 500 && kl_loop_coro_count(k->loop) > 1; i++) kl_loop_sleep(k->loop, 2);
+    kl_loop_stop(k->loop);
+}
+
+void kl_kernel_begin_shutdown(kl_kernel *k, bool restart) {
+    if (k->shutting_down) return;
+    KL_INFO("kernel", "shutting down%s", restart ? " for a restart" : "");
+    k->shutting_down = true;
+    k->restart_requested = restart;
+    kl_loop_spawn(k->loop, closer, k, 0);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    kl_kernel *k = h->data;
+    if (signum == SIGINT)
+        kl_kernel_interrupt_all(k);
+    else
+        kl_kernel_begin_shutdown(k, false);
+}
+
+static int set_int(void *sock, int opt, int value) {
+    return zmq_setsockopt(sock, opt, &value, sizeof value);
+}
+
+static int open_socket(kl_kernel *k, kl_zsock **out, int type, kl_channel ch, char *err,
+                       size_t errlen) {
+    char endpoint[512];
+    kl_connection_endpoint(&k->info, ch, endpoint, sizeof endpoint);
+    kl_zsock *zs = kl_zsock_new(k->loop, k->zctx, type);
+    if (!zs) {
+        snprintf(err, errlen, "%s socket: %s", kl_channel_name(ch), zmq_strerror(errno));
+        return -1;
+    }
+    void *raw = kl_zsock_raw(zs);
+    set_int(raw, ZMQ_LINGER, CLOSE_LINGER_MS);
+    if (type == ZMQ_ROUTER) {
+        set_int(raw, ZMQ_ROUTER_MANDATORY, 1);
+        set_int(raw, ZMQ_SNDHWM, ROUTER_HWM);
+        set_int(raw, ZMQ_RCVHWM, ROUTER_HWM);
+    } else if (type == ZMQ_XPUB) {
+        set_int(raw, ZMQ_SNDHWM, IOPUB_HWM);
+        set_int(raw, ZMQ_XPUB_NODROP, 1);
+        set_int(raw, ZMQ_XPUB_VERBOSE, 1);
+    }
+    int rc = kl_zsock_bind(zs, endpoint);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot bind the %s channel to %s: %s", kl_channel_name(ch),
+                 endpoint, zmq_strerror(-rc));
+        kl_zsock_close(zs);
+        return -1;
+    }
+    if (strcmp(k->info.transport, "tcp") == 0 && k->info.ports[ch] == 0) {
+        char bound[512];
+        if (kl_zsock_last_endpoint(zs, bound, sizeof bound) == 0) {
+            const char *colon = strrchr(bound, ':');
+            if (colon) k->info.ports[ch] = atoi(colon + 1);
+        }
+    }
+    *out = zs;
+    return 0;
+}
+
+static char *default_history_path(void) {
+    const char *env = getenv("KINDLING_HISTORY_FILE");
+    if (env && *env) return strdup(env);
+    char *path = NULL;
+    const char *data = getenv("JUPYTER_DATA_DIR");
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    int rc;
+    if (data && *data)
+        rc = asprintf(&path, "%s/kindling/history.sqlite", data);
+    else if (xdg && *xdg)
+        rc = asprintf(&path, "%s/jupyter/kindling/history.sqlite", xdg);
+    else
+        rc = asprintf(&path, "%s/.local/share/jupyter/kindling/history.sqlite", home ? home : ".");
+    return rc < 0 ? NULL : path;
+}
+
+static int start(kl_kernel *k, char *err, size_t errlen) {
+    const kl_kernel_options *o = &k->opts;
+    if (kl_connection_load(o->connection_file, &k->info, err, errlen) != 0) return -1;
+    if (kl_signer_init(&k->signer, k->info.signature_scheme, k->info.key, strlen(k->info.key), err,
+                       errlen) != 0)
+        return -1;
+    if (kl_uuid_v4(k->kernel_id) != 0 || kl_uuid_v4(k->session) != 0) {
+        snprintf(err, errlen, "the random number generator failed");
+        return -1;
+    }
+    k->zctx = zmq_ctx_new();
+    k->loop = kl_loop_new();
+    k->pool = k->loop ? kl_pool_new(k->loop, o->pool_threads) : NULL;
+    k->magics = kl_magic_registry_new();
+    k->comms = kl_comm_manager_new();
+    k->tenants = kl_strmap_new();
+    if (!k->zctx || !k->loop || !k->pool || !k->magics || !k->comms || !k->tenants) {
+        snprintf(err, errlen, "out of memory while starting");
+        return -1;
+    }
+    kl_builtin_magics_register(k->magics);
+    kl_comm_register_builtin(k->comms);
+
+    if (open_socket(k, &k->shell, ZMQ_ROUTER, KL_CH_SHELL, err, errlen) ||
+        open_socket(k, &k->control, ZMQ_ROUTER, KL_CH_CONTROL, err, errlen) ||
+        open_socket(k, &k->stdin_sock, ZMQ_ROUTER, KL_CH_STDIN, err, errlen) ||
+        open_socket(k, &k->iopub, ZMQ_XPUB, KL_CH_IOPUB, err, errlen))
+        return -1;
+    char endpoint[512], bound[512];
+    kl_connection_endpoint(&k->info, KL_CH_HB, endpoint, sizeof endpoint);
+    k->heartbeat = kl_heartbeat_start(k->zctx, endpoint, NULL, bound, sizeof bound, err, errlen);
+    if (!k->heartbeat) return -1;
+
+    if (!o->history_file || *o->history_file) {
+        k->history_path = o->history_file ? strdup(o->history_file) : default_history_path();
+        k->history_pool = k->history_path ? kl_pool_new(k->loop, 1) : NULL;
+        /* Opening touches the disk: it is the history thread's first job, so every later job
+         * finds it done. */
+        if (k->history_pool) kl_pool_submit(k->history_pool, history_open, NULL, k);
+    }
+
+    uv_signal_init(kl_loop_uv(k->loop), &k->sigint);
+    uv_signal_init(kl_loop_uv(k->loop), &k->sigterm);
+    k->sigint.data = k->sigterm.data = k;
+    uv_signal_start(&k->sigint, on_signal, SIGINT);
+    uv_signal_start(&k->sigterm, on_signal, SIGTERM);
+
+    kl_loop_spawn(k->loop, iopub_main, k, 0);
+    kl_loop_spawn(k->loop, shell_reader, k, 0);
+    kl_loop_spawn(k->loop, control_reader, k, 0);
+    kl_loop_spawn(k->loop, stdin_reader, k, 0);
+    KL_INFO("kernel", "kernel %s listening (shell %s://%s:%d)", k->kernel_id, k->info.transport,
+            k->info.ip, k->info.ports[KL_CH_SHELL]);
+    return 0;
+}
+
+static void teardown(kl_kernel *k) {
+    if (k->shell || k->iopub) close_sockets(k);
+    if (k->heartbeat) kl_heartbeat_stop(k->heartbeat);
+    if (k->history_pool) kl_pool_free(k->history_pool);
+    if (k->pool) kl_pool_free(k->pool);
+    kl_history_close(k->history);
+    kl_comm_manager_free(k, k->comms);
+    kl_magic_registry_free(k->magics);
+    kl_strmap_free(k->tenants);
+    if (k->loop) kl_loop_free(k->loop);
+    /* Blocks until queued replies have left or CLOSE_LINGER_MS passed. */
+    if (k->zctx) zmq_ctx_term(k->zctx);
+    kl_signer_free(&k->signer);
+    kl_connection_free(&k->info);
+    free(k->history_path);
+}
+
+int kl_kernel_main(const kl_kernel_options *opts) {
+    kl_kernel k = {.opts = *opts};
+    kl_connection_defaults(&k.info);
+    char err[1024] = "";
+    if (start(&k, err, sizeof err) != 0) {
+        fprintf(stderr, "kindling: %s\n", err);
+        KL_ERROR("kernel", "start-up failed: %s", err);
+        teardown(&k);
+        return 2;
+    }
+    kl_loop_run(k.loop);
+    teardown(&k);
+    KL_INFO("kernel", "stopped");
+    return k.exit_code;
+}

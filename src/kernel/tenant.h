@@ -1,0 +1,45 @@
+/* A tenant is one client connection (one Jupyter client session id): its own request queue and
+ * coroutine, execution count, history session and display options. Requests of one tenant run in
+ * order; tenants run concurrently with each other. */
+#ifndef KL_KERNEL_TENANT_H
+#define KL_KERNEL_TENANT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernel/kernel.h"
+#include "runtime/chan.h"
+
+struct kl_tenant {
+    kl_kernel *k;
+    char *session; /* owned: the client's header.session */
+    kl_chan *inbox; /* kl_msg * (owned by the channel until received) */
+    kl_coro *coro;
+    int execution_count;
+    int64_t history_session; /* 0 until the history thread has begun one */
+    /* Display options, per tenant so one client's %truncation never changes another's. */
+    bool truncation, showtypes, showoutput;
+    bool busy;               /* handling a request */
+    bool interrupted;        /* an interrupt arrived while busy */
+    bool interruptible_wait; /* parked where an interrupt may wake it */
+    /* Requests taken out of the inbox while aborting that must still run before the inbox. */
+    kl_msg **front;
+    size_t nfront, capfront;
+};
+
+/* The tenant for a client session, created (with its coroutine) on first use. NULL on ENOMEM. */
+kl_tenant *kl_tenant_get(kl_kernel *k, const char *session);
+/* Coroutine: queues msg (taken) for the tenant; parks while its inbox is full. */
+int kl_tenant_deliver(kl_tenant *t, kl_msg *msg);
+/* Closes every inbox: each tenant coroutine finishes what it runs, then frees itself. */
+void kl_tenant_close_all(kl_kernel *k);
+/* True while any tenant is handling a request. */
+bool kl_tenant_any_busy(kl_kernel *k);
+/* Coroutine: answers every execute_request waiting in t's inbox with status "aborted" (after an
+ * error with stop_on_error); other requests stay queued in order. */
+void kl_tenant_abort_queued(kl_tenant *t);
+
+/* Frees a message taken from an inbox. */
+void kl_msg_free(kl_msg *m);
+
+#endif

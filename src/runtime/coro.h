@@ -1,0 +1,33 @@
+/* Stackful coroutines on mmap'ed stacks with a guard page below each stack.
+ * A coroutine is resumed from the scheduler's own stack (never from another coroutine) and runs
+ * until it yields or returns. Not thread-safe: a coroutine lives and dies on one thread. */
+#ifndef KL_RUNTIME_CORO_H
+#define KL_RUNTIME_CORO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct kl_coro kl_coro;
+typedef void (*kl_coro_fn)(void *arg);
+
+#define KL_CORO_DEFAULT_STACK (64 * 1024)
+
+/* Returns a new coroutine that will call fn(arg) on first resume, or NULL (errno set).
+ * stack_size 0 means KL_CORO_DEFAULT_STACK; it is rounded up to whole pages. The caller owns the
+ * coroutine and frees it with kl_coro_destroy once it has finished (or was never started). */
+kl_coro *kl_coro_create(kl_coro_fn fn, void *arg, size_t stack_size);
+void kl_coro_destroy(kl_coro *co);
+
+/* Switches into co until it yields or finishes. Must not be called from inside a coroutine. */
+void kl_coro_resume(kl_coro *co);
+/* Switches back to whoever resumed the current coroutine. Only from inside a coroutine. */
+void kl_coro_yield(void);
+/* The running coroutine, or NULL on the scheduler's stack. */
+kl_coro *kl_coro_current(void);
+bool kl_coro_finished(const kl_coro *co);
+
+/* Opaque per-coroutine pointer for the scheduler's bookkeeping. */
+void *kl_coro_user(const kl_coro *co);
+void kl_coro_set_user(kl_coro *co, void *user);
+
+#endif
