@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Command (b): set everything up, then run every test the project has, stopping at the first failing
+# stage:
+#   1. unit tests (ctest) in build/
+#   2. the same with AddressSanitizer + UBSan in build-asan/
+#   3. each libFuzzer target for a bounded time in build-fuzz/ (when clang is installed)
+#   4. the end-to-end pytest suite against build/kindling, then against build-asan/kindling
+# The output ends with a recap that repeats the runners' own summary lines.
+#
+# Environment: KL_FUZZ_SECONDS (default 20) per fuzzer; KL_JOBS (default 2) build parallelism;
+# KL_SKIP_ASAN=1 / KL_SKIP_FUZZ=1 to leave out those stages when iterating locally.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+JOBS="${KL_JOBS:-2}"
+FUZZ_SECONDS="${KL_FUZZ_SECONDS:-20}"
+PY="$REPO/.venv/bin/python"
+LOGS="$(mktemp -d "${TMPDIR:-/tmp}/kindling-test.XXXXXX")"
+
+STAGE="setup"
+RECAP=()
+
+say() { printf '\n==> %s\n' "$*"; }
+
+finish() {
+  local rc=$?
+  set +e
+  echo
+  ((rc == 0)) && echo "test.sh: all stages passed (logs in $LOGS)"
+  if ((${#RECAP[@]})); then
+    echo "---------------------------------------- recap"
+    printf '%s\n' "${RECAP[@]}"
+  fi
+  ((rc == 0)) || echo "test.sh: FAILED in stage '$STAGE' (exit $rc); logs in $LOGS"
+  exit "$rc"
+}
+trap finish EXIT
+
+# Sanitizer settings shared by the ASan unit tests, the ASan kernel under pytest and the fuzzers.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+configure() { # build-dir, extra cmake args...
+  local dir="$1"
+  shift
+  if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+    cmake -S "$REPO" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+  fi
+  cmake --build "$dir" -j "$JOBS"
+}
+
+run_ctest() { # build-dir
+  local dir="$1" log="$LOGS/ctest-$(basename "$1").log" rc line
+  set +e
+  ctest --test-dir "$dir" --output-on-failure --no-tests=error 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line="$(grep -E '^[0-9]+% tests passed' "$log" | tail -n1)"
+  RECAP+=("[ctest $(basename "$dir")]" "${line:-(no ctest summary line)}")
+  return "$rc"
+}
+
+run_fuzzers() {
+  local fuzzers=() bin name corpus work log runs
+  for bin in build-fuzz/fuzz_*; do
+    [[ -f "$bin" && -x "$bin" ]] && fuzzers+=("$bin")
+  done
+  if ((${#fuzzers[@]} == 0)); then
+    echo "no fuzz_* targets built"
+    RECAP+=("[fuzz] no fuzz targets")
+    return
+  fi
+  for bin in "${fuzzers[@]}"; do
+    name="$(basename "$bin")"
+    STAGE="fuzz $name"
+    work="$(mktemp -d "$LOGS/$name.XXXXXX")"
+    mkdir -p "$work/corpus"
+    # The checked-in corpus seeds the run; new inputs go to the copy so the repo is not modified.
+    for corpus in "tests/fuzz/corpus/$name" "tests/fuzz/corpus/${name#fuzz_}"; do
+      [[ -d "$corpus" ]] && cp -R "$corpus/." "$work/corpus/"
+    done
+    local dict=()
+    [[ -f "tests/fuzz/$name.dict" ]] && dict=("-dict=$REPO/tests/fuzz/$name.dict")
+    log="$LOGS/$name.log"
+    echo "fuzzing $name for ${FUZZ_SECONDS}s ($(find "$work/corpus" -type f | wc -l) seed inputs)"
+    if ! (cd "$work" && "$REPO/$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$work/" "${dict[@]}" corpus) >"$log" 2>&1; then
+      tail -n 60 "$log"
+      mkdir -p build-fuzz/artifacts
+      cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* build-fuzz/artifacts/ 2>/dev/null || true
+      echo "$name failed; reproducer(s) copied to build-fuzz/artifacts/"
+      return 1
+    fi
+    runs="$(grep -E '^Done [0-9]+ runs' "$log" | tail -n1)"
+    echo "  $name: ${runs:-finished}"
+    RECAP+=("[fuzz] $name: ${runs:-finished}, no crash")
+  done
+}
+
+run_pytest() { # label, kindling binary
+  local label="$1" bin="$2" log="$LOGS/pytest-$1.log" rc line
+  set +e
+  KINDLING_BINARY="$bin" timeout -k 30 2400 "$PY" -m pytest "$REPO/tests/e2e" -p no:cacheprovider \
+    -v -rfEs --color=no 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  line="$(grep -E '^=+ .*( in [0-9.]+s).* =+$' "$log" | tail -n1)"
+  RECAP+=("[pytest e2e, $label kernel: ${bin#"$REPO"/}]" "${line:-(no pytest summary line)}")
+  if ((rc == 5)); then
+    echo "pytest collected no tests"
+    return 1
+  fi
+  return "$rc"
+}
+
+say "setup"
+"$REPO/scripts/setup.sh"
+
+STAGE="ctest build"
+say "$STAGE"
+run_ctest build
+
+if [[ "${KL_SKIP_ASAN:-0}" != 1 ]]; then
+  STAGE="build build-asan"
+  say "$STAGE"
+  configure build-asan -DKL_SANITIZE=ON
+  STAGE="ctest build-asan"
+  say "$STAGE"
+  run_ctest build-asan
+fi
+
+if [[ "${KL_SKIP_FUZZ:-0}" != 1 ]]; then
+  if command -v clang >/dev/null; then
+    STAGE="build build-fuzz"
+    say "$STAGE"
+    configure build-fuzz -DCMAKE_C_COMPILER=clang -DKL_FUZZ=ON -DKL_TESTS=OFF -DKL_BENCH=OFF
+    STAGE="fuzz"
+    say "$STAGE"
+    run_fuzzers
+  else
+    echo "clang not found: fuzzers skipped"
+    RECAP+=("[fuzz] skipped: clang not installed")
+  fi
+fi
+
+STAGE="pytest e2e build/kindling"
+say "$STAGE"
+run_pytest release "$REPO/build/kindling"
+
+if [[ "${KL_SKIP_ASAN:-0}" != 1 ]]; then
+  STAGE="pytest e2e build-asan/kindling"
+  say "$STAGE"
+  run_pytest asan "$REPO/build-asan/kindling"
+fi

@@ -1,0 +1,373 @@
+/* ZeroMQ sockets driven by coroutines on the loop thread.
+ *
+ * ZMQ_FD only says "ZMQ_EVENTS may have changed", and any zmq call on the socket may consume that
+ * signal. So ZMQ_EVENTS is read after every poll wake-up and after every send and receive, failed
+ * or not, and whatever it allows is handed to the parked coroutines; a coroutine always tries the
+ * operation before it parks, so readiness seen while nobody waits is never lost.
+ *
+ * ROUTER (with ZMQ_ROUTER_MANDATORY) and XPUB (with ZMQ_XPUB_NODROP) report POLLOUT even while
+ * the pipe they would use is full, so a blocked sender is retried on every event and also on a
+ * short backoff timer: no busy loop, and no stall if the event that frees the pipe is missed.
+ */
+#include "runtime/zsock.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KL_ZSOCK_RETRY_MIN_MS 1
+#define KL_ZSOCK_RETRY_MAX_MS 64
+
+/* ---- frames ---- */
+
+void kl_frames_init(kl_frames *f) {
+    f->v = NULL;
+    f->n = f->cap = 0;
+}
+
+void kl_frames_clear(kl_frames *f) {
+    for (size_t i = 0; i < f->n; i++) zmq_msg_close(&f->v[i]);
+    free(f->v);
+    kl_frames_init(f);
+}
+
+/* zmq_msg_t must not be copied bytewise, so growing moves every frame with zmq_msg_move. */
+static int kl_frames_reserve_one(kl_frames *f) {
+    if (f->n < f->cap) return 0;
+    size_t cap = f->cap ? f->cap * 2 : 4;
+    zmq_msg_t *v = malloc(cap * sizeof(*v));
+    if (!v) return -ENOMEM;
+    for (size_t i = 0; i < f->n; i++) {
+        zmq_msg_init(&v[i]);
+        zmq_msg_move(&v[i], &f->v[i]);
+        zmq_msg_close(&f->v[i]);
+    }
+    free(f->v);
+    f->v = v;
+    f->cap = cap;
+    return 0;
+}
+
+int kl_frames_add(kl_frames *f, const void *data, size_t len) {
+    if (kl_frames_reserve_one(f) < 0) return -ENOMEM;
+    if (zmq_msg_init_size(&f->v[f->n], len) != 0) return -ENOMEM;
+    if (len > 0) memcpy(zmq_msg_data(&f->v[f->n]), data, len);
+    f->n++;
+    return 0;
+}
+
+int kl_frames_add_msg(kl_frames *f, zmq_msg_t *msg) {
+    if (kl_frames_reserve_one(f) < 0) return -ENOMEM;
+    zmq_msg_init(&f->v[f->n]);
+    zmq_msg_move(&f->v[f->n], msg);
+    f->n++;
+    return 0;
+}
+
+const void *kl_frames_data(const kl_frames *f, size_t i) {
+    return zmq_msg_data((zmq_msg_t *)&f->v[i]);
+}
+
+size_t kl_frames_size(const kl_frames *f, size_t i) {
+    return zmq_msg_size((zmq_msg_t *)&f->v[i]);
+}
+
+/* ---- sockets ---- */
+
+typedef struct kl_zwaiter {
+    kl_coro *co;
+    struct kl_zwaiter *prev, *next;
+    bool linked;
+} kl_zwaiter;
+
+typedef struct {
+    kl_zwaiter *head, *tail;
+} kl_zwaitq;
+
+struct kl_zsock {
+    kl_loop *loop;
+    void *sock;
+    uv_poll_t poll;
+    uv_timer_t retry;
+    kl_zwaitq readers;       /* parked in kl_zsock_recv, waiting for POLLIN */
+    kl_zwaitq senders;       /* parked in kl_zsock_send, waiting for the send slot */
+    kl_coro *blocked_sender; /* owns the send slot, waiting for POLLOUT or the retry timer */
+    unsigned retry_ms;
+    bool sending; /* a coroutine is in the middle of sending a message */
+    bool closing;
+    int open_handles; /* uv handles not yet closed */
+    int busy;         /* coroutines inside recv/send; they still read zs after a close */
+};
+
+static void kl_zwaitq_push(kl_zwaitq *q, kl_zwaiter *w) {
+    w->next = NULL;
+    w->prev = q->tail;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+    w->linked = true;
+}
+
+static void kl_zwaitq_remove(kl_zwaitq *q, kl_zwaiter *w) {
+    if (!w->linked) return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->tail = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = false;
+}
+
+static void kl_zsock_wake_first(kl_zsock *zs, kl_zwaitq *q) {
+    kl_zwaiter *w = q->head;
+    if (!w) return;
+    kl_zwaitq_remove(q, w);
+    kl_loop_wake(zs->loop, w->co);
+}
+
+static void kl_zsock_wake_all(kl_zsock *zs) {
+    while (zs->readers.head) kl_zsock_wake_first(zs, &zs->readers);
+    while (zs->senders.head) kl_zsock_wake_first(zs, &zs->senders);
+    if (zs->blocked_sender) {
+        kl_loop_wake(zs->loop, zs->blocked_sender);
+        zs->blocked_sender = NULL;
+    }
+}
+
+/* Reads ZMQ_EVENTS (which also clears ZMQ_FD) and resumes whoever can now make progress. One
+ * reader at a time: after its receive it calls this again, which wakes the next if more is queued.
+ */
+static void kl_zsock_update(kl_zsock *zs) {
+    if (zs->closing) return;
+    int ev = 0;
+    size_t len = sizeof(ev);
+    if (zmq_getsockopt(zs->sock, ZMQ_EVENTS, &ev, &len) != 0) {
+        /* e.g. ETERM: let everybody retry and see the error themselves */
+        kl_zsock_wake_all(zs);
+        return;
+    }
+    if (ev & ZMQ_POLLIN) kl_zsock_wake_first(zs, &zs->readers);
+    if ((ev & ZMQ_POLLOUT) && zs->blocked_sender) {
+        kl_loop_wake(zs->loop, zs->blocked_sender);
+        zs->blocked_sender = NULL;
+    }
+}
+
+static void kl_zsock_on_poll(uv_poll_t *h, int status, int events) {
+    (void)events;
+    kl_zsock *zs = h->data;
+    if (status < 0) kl_zsock_wake_all(zs);
+    kl_zsock_update(zs);
+}
+
+static void kl_zsock_on_retry(uv_timer_t *h) {
+    kl_zsock *zs = h->data;
+    if (zs->blocked_sender) {
+        kl_loop_wake(zs->loop, zs->blocked_sender);
+        zs->blocked_sender = NULL;
+    }
+}
+
+kl_zsock *kl_zsock_new(kl_loop *loop, void *zctx, int type) {
+    void *sock = zmq_socket(zctx, type);
+    if (!sock) return NULL;
+    int fd = -1;
+    size_t len = sizeof(fd);
+    kl_zsock *zs = NULL;
+    int rc;
+    if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) != 0) goto fail;
+    zs = calloc(1, sizeof(*zs));
+    if (!zs) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    zs->loop = loop;
+    zs->sock = sock;
+    zs->retry_ms = KL_ZSOCK_RETRY_MIN_MS;
+    rc = uv_poll_init_socket(kl_loop_uv(loop), &zs->poll, fd);
+    if (rc < 0) {
+        errno = -rc;
+        goto fail;
+    }
+    zs->poll.data = zs;
+    uv_timer_init(kl_loop_uv(loop), &zs->retry);
+    zs->retry.data = zs;
+    zs->open_handles = 2;
+    rc = uv_poll_start(&zs->poll, UV_READABLE, kl_zsock_on_poll);
+    if (rc < 0) {
+        kl_zsock_close(zs);
+        errno = -rc;
+        return NULL;
+    }
+    /* The coroutines that wait on a socket keep the loop alive; an idle socket should not. */
+    uv_unref((uv_handle_t *)&zs->poll);
+    return zs;
+fail : {
+    int e = errno;
+    free(zs);
+    zmq_close(sock);
+    errno = e;
+    return NULL;
+}
+}
+
+void *kl_zsock_raw(kl_zsock *zs) {
+    return zs->sock;
+}
+
+int kl_zsock_bind(kl_zsock *zs, const char *endpoint) {
+    return zmq_bind(zs->sock, endpoint) == 0 ? 0 : -errno;
+}
+
+int kl_zsock_connect(kl_zsock *zs, const char *endpoint) {
+    return zmq_connect(zs->sock, endpoint) == 0 ? 0 : -errno;
+}
+
+int kl_zsock_last_endpoint(kl_zsock *zs, char *buf, size_t len) {
+    size_t n = len;
+    if (zmq_getsockopt(zs->sock, ZMQ_LAST_ENDPOINT, buf, &n) != 0) return -errno;
+    return 0;
+}
+
+static void kl_zsock_maybe_free(kl_zsock *zs) {
+    if (zs->closing && zs->open_handles == 0 && zs->busy == 0) free(zs);
+}
+
+/* Receives the parts of one message without waiting. 0, -EAGAIN, or -errno. */
+static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    int rc = 0;
+    bool first = true;
+    for (;;) {
+        if (zmq_msg_recv(&m, zs->sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            if (e == EINTR) continue;
+            /* ZeroMQ delivers multipart messages atomically, so EAGAIN after the first part
+             * would mean a broken invariant rather than "try later". */
+            rc = first ? -e : (e == EAGAIN ? -EPROTO : -e);
+            break;
+        }
+        first = false;
+        bool more = zmq_msg_more(&m);
+        /* Out of memory: keep reading so the rest of this message cannot pose as the next. */
+        if (rc == 0 && kl_frames_add_msg(out, &m) < 0) rc = -ENOMEM;
+        if (!more) break;
+    }
+    zmq_msg_close(&m);
+    kl_zsock_update(zs);
+    return rc;
+}
+
+int kl_zsock_recv(kl_zsock *zs, kl_frames *out) {
+    kl_coro *co = kl_coro_current();
+    assert(co != NULL);
+    kl_zwaiter w = {.co = co};
+    int rc;
+    zs->busy++;
+    for (;;) {
+        if (zs->closing) {
+            rc = -ECANCELED;
+            break;
+        }
+        rc = kl_zsock_try_recv(zs, out);
+        if (rc != -EAGAIN) break;
+        kl_zwaitq_push(&zs->readers, &w);
+        kl_loop_park(zs->loop);
+        kl_zwaitq_remove(&zs->readers, &w);
+    }
+    zs->busy--;
+    kl_zsock_maybe_free(zs);
+    return rc;
+}
+
+/* Slot owner, after EAGAIN: park until POLLOUT shows up on an event or the backoff timer fires. */
+static void kl_zsock_wait_writable(kl_zsock *zs, kl_coro *co) {
+    zs->blocked_sender = co;
+    uv_timer_start(&zs->retry, kl_zsock_on_retry, zs->retry_ms, 0);
+    kl_loop_park(zs->loop);
+    if (zs->blocked_sender == co) zs->blocked_sender = NULL;
+    if (!zs->closing) uv_timer_stop(&zs->retry);
+    if (zs->retry_ms < KL_ZSOCK_RETRY_MAX_MS) zs->retry_ms *= 2;
+}
+
+int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
+    kl_coro *co = kl_coro_current();
+    assert(co != NULL);
+    kl_zwaiter w = {.co = co};
+    int rc = 0;
+    zs->busy++;
+    while (zs->sending && !zs->closing) {
+        kl_zwaitq_push(&zs->senders, &w);
+        kl_loop_park(zs->loop);
+        kl_zwaitq_remove(&zs->senders, &w);
+    }
+    if (zs->closing) {
+        rc = -ECANCELED;
+        goto out;
+    }
+    zs->sending = true;
+    zs->retry_ms = KL_ZSOCK_RETRY_MIN_MS;
+    for (size_t i = 0; i < f->n && rc == 0; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < f->n ? ZMQ_SNDMORE : 0);
+        for (;;) {
+            if (zs->closing) {
+                rc = -ECANCELED;
+                break;
+            }
+            if (zmq_msg_send(&f->v[i], zs->sock, flags) >= 0) break;
+            int e = errno;
+            if (e == EINTR) continue;
+            if (e != EAGAIN) {
+                /* EHOSTUNREACH (ROUTER_MANDATORY, peer gone) ends here too: message dropped. */
+                rc = -e;
+                break;
+            }
+            /* The failed call may have eaten an fd signal meant for readers. */
+            kl_zsock_update(zs);
+            kl_zsock_wait_writable(zs, co);
+        }
+    }
+    kl_zsock_update(zs);
+    zs->sending = false;
+    if (!zs->closing) kl_zsock_wake_first(zs, &zs->senders);
+out:
+    kl_frames_clear(f);
+    zs->busy--;
+    kl_zsock_maybe_free(zs);
+    return rc;
+}
+
+static void kl_zsock_on_closed(uv_handle_t *h) {
+    kl_zsock *zs = h->data;
+    if (--zs->open_handles > 0) return;
+    /* Only now: libuv no longer watches the fd, which belongs to the ZeroMQ socket. */
+    zmq_close(zs->sock);
+    zs->sock = NULL;
+    kl_zsock_maybe_free(zs);
+}
+
+void kl_zsock_close(kl_zsock *zs) {
+    if (!zs || zs->closing) return;
+    int linger = 0;
+    size_t len = sizeof(linger);
+    /* -1 is ZeroMQ's default: a pending message would block zmq_ctx_term forever. */
+    if (zmq_getsockopt(zs->sock, ZMQ_LINGER, &linger, &len) == 0 && linger < 0) {
+        linger = 0;
+        zmq_setsockopt(zs->sock, ZMQ_LINGER, &linger, sizeof(linger));
+    }
+    kl_zsock_wake_all(zs);
+    zs->closing = true;
+    uv_poll_stop(&zs->poll);
+    uv_timer_stop(&zs->retry);
+    uv_close((uv_handle_t *)&zs->poll, kl_zsock_on_closed);
+    uv_close((uv_handle_t *)&zs->retry, kl_zsock_on_closed);
+}
