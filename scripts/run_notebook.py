@@ -45,9 +45,9 @@ def output_text(out: dict) -> str:
     if kind in ("execute_result", "display_data"):
         return bundle_text(out.get("data", {}))
     if kind == "error":
-        lines = [f"{out.get('ename')}: {out.get('evalue')}"]
-        lines += [ANSI.sub("", t) for t in out.get("traceback", [])]
-        return "\n".join(lines)
+        # A kernel's traceback normally repeats "ename: evalue"; fall back to it when empty.
+        lines = [ANSI.sub("", t) for t in out.get("traceback", [])]
+        return "\n".join(lines) or f"{out.get('ename')}: {out.get('evalue')}"
     return f"[{kind}]"
 
 
@@ -90,6 +90,9 @@ def main() -> int:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
             print_cell(index, cell)
+        else:
+            print(f"--- cell {index} ({cell.cell_type})")
+            print(indent(cell.source, "  | ") + "\n")
 
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

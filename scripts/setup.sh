@@ -93,7 +93,9 @@ install_kernelspec() {
   [[ -x "$BUILD/kindling" ]] || { say "build/kindling was not built"; exit 1; }
   # --sys-prefix resolves to $VIRTUAL_ENV, so the spec lands in .venv/share/jupyter/kernels.
   VIRTUAL_ENV="$VENV" "$BUILD/kindling" install --sys-prefix >/dev/null
-  if ! "$VENV/bin/jupyter" kernelspec list 2>/dev/null | grep -q '^ *kindling '; then
+  local specs
+  specs="$("$VENV/bin/jupyter" kernelspec list 2>/dev/null || true)"
+  if ! grep -q '^ *kindling ' <<<"$specs"; then
     say "kernelspec 'kindling' not visible to .venv/bin/jupyter after install"
     exit 1
   fi

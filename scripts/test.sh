@@ -8,13 +8,15 @@
 # The output ends with a recap that repeats the runners' own summary lines.
 #
 # Environment: KL_FUZZ_SECONDS (default 20) per fuzzer; KL_JOBS (default 2) build parallelism;
-# KL_SKIP_ASAN=1 / KL_SKIP_FUZZ=1 to leave out those stages when iterating locally.
+# KL_STAGES to run only some stages while iterating locally, e.g. KL_STAGES="e2e e2e-asan"
+# (default: "unit asan fuzz e2e e2e-asan"). CI runs them all.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 JOBS="${KL_JOBS:-2}"
+STAGES=" ${KL_STAGES:-unit asan fuzz e2e e2e-asan} "
 FUZZ_SECONDS="${KL_FUZZ_SECONDS:-20}"
 PY="$REPO/.venv/bin/python"
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/kindling-test.XXXXXX")"
@@ -89,7 +91,8 @@ run_fuzzers() {
       -artifact_prefix="$work/" "${dict[@]}" corpus) >"$log" 2>&1; then
       tail -n 60 "$log"
       mkdir -p build-fuzz/artifacts
-      cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* build-fuzz/artifacts/ 2>/dev/null || true
+      cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* build-fuzz/artifacts/ \
+        2>/dev/null || true
       echo "$name failed; reproducer(s) copied to build-fuzz/artifacts/"
       return 1
     fi
@@ -115,23 +118,29 @@ run_pytest() { # label, kindling binary
   return "$rc"
 }
 
+want() { [[ "$STAGES" == *" $1 "* ]]; }
+
 say "setup"
 "$REPO/scripts/setup.sh"
 
-STAGE="ctest build"
-say "$STAGE"
-run_ctest build
+if want unit; then
+  STAGE="ctest build"
+  say "$STAGE"
+  run_ctest build
+fi
 
-if [[ "${KL_SKIP_ASAN:-0}" != 1 ]]; then
+if want asan || want e2e-asan; then
   STAGE="build build-asan"
   say "$STAGE"
   configure build-asan -DKL_SANITIZE=ON
+fi
+if want asan; then
   STAGE="ctest build-asan"
   say "$STAGE"
   run_ctest build-asan
 fi
 
-if [[ "${KL_SKIP_FUZZ:-0}" != 1 ]]; then
+if want fuzz; then
   if command -v clang >/dev/null; then
     STAGE="build build-fuzz"
     say "$STAGE"
@@ -145,11 +154,13 @@ if [[ "${KL_SKIP_FUZZ:-0}" != 1 ]]; then
   fi
 fi
 
-STAGE="pytest e2e build/kindling"
-say "$STAGE"
-run_pytest release "$REPO/build/kindling"
+if want e2e; then
+  STAGE="pytest e2e build/kindling"
+  say "$STAGE"
+  run_pytest release "$REPO/build/kindling"
+fi
 
-if [[ "${KL_SKIP_ASAN:-0}" != 1 ]]; then
+if want e2e-asan; then
   STAGE="pytest e2e build-asan/kindling"
   say "$STAGE"
   run_pytest asan "$REPO/build-asan/kindling"

@@ -5,7 +5,7 @@
  * test_runtime_coro (coro::switch_cost: 10^6 resume+yield pairs), RelWithDebInfo, gcc 12, x86_64,
  * 2-vCPU VM:
  *   assembly swap:  11-13 ns per switch
- *   ucontext:      230-240 ns per switch (glibc's swapcontext makes a sigprocmask syscall each time)
+ *   ucontext:      230-240 ns per switch (glibc's swapcontext makes a sigprocmask syscall)
  * so the assembly swap is the default. aarch64 falls back to ucontext: no aarch64 machine was
  * available to test a hand-written switch there.
  *

@@ -145,6 +145,7 @@ void kl_pool_free(kl_pool *pool) {
     uv_close((uv_handle_t *)&pool->async, kl_pool_on_closed);
 }
 
+/* Loop thread only: it references the async handle while jobs are outstanding. */
 int kl_pool_submit(kl_pool *pool, kl_pool_work_fn work, kl_pool_done_fn done, void *arg) {
     kl_job *job = malloc(sizeof(*job));
     if (!job) return -ENOMEM;

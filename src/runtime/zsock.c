@@ -92,10 +92,10 @@ struct kl_zsock {
     uv_poll_t poll;
     uv_timer_t retry;
     kl_zwaitq readers;       /* parked in kl_zsock_recv, waiting for POLLIN */
-    kl_zwaitq senders;       /* parked in kl_zsock_send, waiting for the send slot */
+    kl_zwaitq senders;       /* parked in kl_zsock_send, waiting for slot_holder to be them */
     kl_coro *blocked_sender; /* owns the send slot, waiting for POLLOUT or the retry timer */
     unsigned retry_ms;
-    bool sending; /* a coroutine is in the middle of sending a message */
+    kl_coro *slot_holder; /* the coroutine sending a message; others queue in senders */
     bool closing;
     int open_handles; /* uv handles not yet closed */
     int busy;         /* coroutines inside recv/send; they still read zs after a close */
@@ -144,21 +144,22 @@ static void kl_zsock_wake_all(kl_zsock *zs) {
 
 /* Reads ZMQ_EVENTS (which also clears ZMQ_FD) and resumes whoever can now make progress. One
  * reader at a time: after its receive it calls this again, which wakes the next if more is queued.
- */
-static void kl_zsock_update(kl_zsock *zs) {
-    if (zs->closing) return;
+ * Returns the events, so a caller that is not parked yet can act on what it just consumed. */
+static int kl_zsock_update(kl_zsock *zs) {
+    if (zs->closing) return 0;
     int ev = 0;
     size_t len = sizeof(ev);
     if (zmq_getsockopt(zs->sock, ZMQ_EVENTS, &ev, &len) != 0) {
         /* e.g. ETERM: let everybody retry and see the error themselves */
         kl_zsock_wake_all(zs);
-        return;
+        return 0;
     }
     if (ev & ZMQ_POLLIN) kl_zsock_wake_first(zs, &zs->readers);
     if ((ev & ZMQ_POLLOUT) && zs->blocked_sender) {
         kl_loop_wake(zs->loop, zs->blocked_sender);
         zs->blocked_sender = NULL;
     }
+    return ev;
 }
 
 static void kl_zsock_on_poll(uv_poll_t *h, int status, int events) {
@@ -241,8 +242,9 @@ static void kl_zsock_maybe_free(kl_zsock *zs) {
     if (zs->closing && zs->open_handles == 0 && zs->busy == 0) free(zs);
 }
 
-/* Receives the parts of one message without waiting. 0, -EAGAIN, or -errno. */
-static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out) {
+/* Receives the parts of one message without waiting. 0, -EAGAIN, or -errno; *events is what
+ * ZMQ_EVENTS said afterwards. */
+static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out, int *events) {
     zmq_msg_t m;
     zmq_msg_init(&m);
     int rc = 0;
@@ -263,7 +265,7 @@ static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out) {
         if (!more) break;
     }
     zmq_msg_close(&m);
-    kl_zsock_update(zs);
+    *events = kl_zsock_update(zs);
     return rc;
 }
 
@@ -278,8 +280,12 @@ int kl_zsock_recv(kl_zsock *zs, kl_frames *out) {
             rc = -ECANCELED;
             break;
         }
-        rc = kl_zsock_try_recv(zs, out);
+        int ev;
+        rc = kl_zsock_try_recv(zs, out, &ev);
         if (rc != -EAGAIN) break;
+        /* A message that arrived during the attempt was announced on ZMQ_FD, and reading
+         * ZMQ_EVENTS just cleared that; nobody would wake us for it. */
+        if (ev & ZMQ_POLLIN) continue;
         kl_zwaitq_push(&zs->readers, &w);
         kl_loop_park(zs->loop);
         kl_zwaitq_remove(&zs->readers, &w);
@@ -305,19 +311,23 @@ int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
     kl_zwaiter w = {.co = co};
     int rc = 0;
     zs->busy++;
-    while (zs->sending && !zs->closing) {
+    if (!zs->slot_holder && !zs->closing) {
+        zs->slot_holder = co;
+    } else {
+        /* The releasing sender hands the slot over directly, so the queue order is kept even
+         * if a newcomer calls send before the woken coroutine gets to run. */
         kl_zwaitq_push(&zs->senders, &w);
-        kl_loop_park(zs->loop);
+        while (zs->slot_holder != co && !zs->closing) kl_loop_park(zs->loop);
         kl_zwaitq_remove(&zs->senders, &w);
     }
     if (zs->closing) {
         rc = -ECANCELED;
         goto out;
     }
-    zs->sending = true;
     zs->retry_ms = KL_ZSOCK_RETRY_MIN_MS;
     for (size_t i = 0; i < f->n && rc == 0; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < f->n ? ZMQ_SNDMORE : 0);
+        bool retried = false;
         for (;;) {
             if (zs->closing) {
                 rc = -ECANCELED;
@@ -331,14 +341,24 @@ int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
                 rc = -e;
                 break;
             }
-            /* The failed call may have eaten an fd signal meant for readers. */
-            kl_zsock_update(zs);
+            /* The failed call may have eaten an fd signal; whatever it announced is acted on
+             * here. POLLOUT is retried at once, but only once per wait: ROUTER and XPUB report
+             * it even while the pipe they need is full. */
+            int ev = kl_zsock_update(zs);
+            if ((ev & ZMQ_POLLOUT) && !retried) {
+                retried = true;
+                continue;
+            }
             kl_zsock_wait_writable(zs, co);
+            retried = false;
         }
     }
     kl_zsock_update(zs);
-    zs->sending = false;
-    if (!zs->closing) kl_zsock_wake_first(zs, &zs->senders);
+    zs->slot_holder = NULL;
+    if (!zs->closing && zs->senders.head) {
+        zs->slot_holder = zs->senders.head->co;
+        kl_zsock_wake_first(zs, &zs->senders);
+    }
 out:
     kl_frames_clear(f);
     zs->busy--;

@@ -140,6 +140,10 @@ class KernelHandle:
         self._clients.append(kc)
         return kc
 
+    def drop_client(self, kc: BlockingKernelClient) -> None:
+        kc.stop_channels()
+        self._clients.remove(kc)
+
     def stderr_text(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")

@@ -244,7 +244,7 @@ def test_complete_mid_text(kc):
     assert (content["cursor_start"], content["cursor_end"]) == (0, 5)
 
 
-@pytest.mark.parametrize("cursor", [0, 3, 8])
+@pytest.mark.parametrize("cursor", [1, 4, 8])
 def test_inspect_magic_anywhere_in_name(kc, cursor):
     content = request(kc, "inspect_request", {"code": "%lsmagic", "cursor_pos": cursor, "detail_level": 0})[
         "content"

@@ -25,7 +25,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "JUPYTER_DATA_DIR", "XDG_DATA_HOME")}
+    drop = ("VIRTUAL_ENV", "JUPYTER_DATA_DIR", "XDG_DATA_HOME")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
 

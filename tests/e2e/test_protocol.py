@@ -87,6 +87,16 @@ def test_input_round_trip(kc):
     assert stream_text(iopub_for(kc, msg_id)) == "you said: Ada\n"
 
 
+def test_input_reply_naming_its_request(kc):
+    """JupyterLab sets the input_reply's parent to the input_request; jupyter_client's input() does
+    not (see test_input_round_trip). Both must reach the waiting cell."""
+    msg_id = kc.execute("%input Colour?", allow_stdin=True)
+    req = wait_msg(kc, "stdin", lambda m: m["msg_type"] == "input_request")
+    kc.stdin_channel.send(kc.session.msg("input_reply", {"value": "blue"}, parent=req))
+    assert get_reply(kc, msg_id)["content"]["status"] == "ok"
+    assert stream_text(iopub_for(kc, msg_id)) == "you said: blue\n"
+
+
 def test_input_password(kc):
     msg_id = kc.execute("%input --password Secret:", allow_stdin=True)
     req = wait_msg(kc, "stdin", lambda m: m["msg_type"] == "input_request")
@@ -266,8 +276,19 @@ def test_error_aborts_queued_cells(kc):
     assert reply["content"]["status"] == "ok"
     assert stream_text(msgs) == "runs again\n"
     aborted = {ids[2], ids[3]}
-    leaked = [m for m in iopub_log(kc) if m["parent_header"].get("msg_id") in aborted and m["msg_type"] == "stream"]
+    leaked = [m for m in of_type(iopub_log(kc), "stream") if m["parent_header"].get("msg_id") in aborted]
     assert leaked == []
+
+
+def test_cell_sent_after_the_error_reply_runs(kc):
+    """Only requests that arrived before the error was reported are aborted. A client that sends
+    its next cell as soon as it reads the error reply races the kernel; repeat to catch it."""
+    for round_ in range(20):
+        reply = get_reply(kc, kc.execute("%nosuch"))
+        assert reply["content"]["status"] == "error"
+        reply, msgs = execute(kc, f"%echo round {round_}")
+        assert reply["content"]["status"] == "ok", f"round {round_}: a cell sent after the error was aborted"
+        assert stream_text(msgs) == f"round {round_}\n"
 
 
 def test_no_abort_without_stop_on_error(kc):
@@ -282,40 +303,42 @@ def test_no_abort_without_stop_on_error(kc):
 # --- load ----------------------------------------------------------------------------------------
 
 
+def _summary(msg: dict, index: dict[str, int]) -> tuple[int, str, str | None]:
+    """(cell number, msg_type, state or text) of an IOPub message; execute_input by type only."""
+    content = msg["content"]
+    detail = None
+    if msg["msg_type"] != "execute_input":
+        detail = content.get("execution_state") or content.get("text")
+    return index[msg["parent_header"]["msg_id"]], msg["msg_type"], detail
+
+
 def test_thousand_executes_nothing_lost(kernel):
-    # The client queues without limit so that only the kernel could drop or stall messages.
+    # The client queues without limit, so that only the kernel could drop or stall messages.
     ctx = zmq.Context()
     ctx.setsockopt(zmq.RCVHWM, 0)
     ctx.setsockopt(zmq.SNDHWM, 0)
+    kc = kernel.new_client(context=ctx)
     try:
-        kc = kernel.new_client(context=ctx)
         n = 1000
         ids = [kc.execute(f"%echo {i}") for i in range(n)]
         replies = [get_reply(kc, i, timeout=TIMEOUT * 5) for i in ids]
         assert all(r["content"]["status"] == "ok" for r in replies)
-        wait_iopub(kc, is_idle_of(ids[-1]), timeout=TIMEOUT * 5)
+        counts = [r["content"]["execution_count"] for r in replies]
+        assert counts == list(range(counts[0], counts[0] + n))
 
+        wait_iopub(kc, is_idle_of(ids[-1]), timeout=TIMEOUT * 5)
         index = {msg_id: i for i, msg_id in enumerate(ids)}
-        seen = [m for m in iopub_log(kc) if m["parent_header"].get("msg_id") in index]
-        got = [
-            (index[m["parent_header"]["msg_id"]], m["msg_type"], m["content"].get("execution_state") or m["content"].get("text"))
-            for m in seen
-        ]
+        got = [_summary(m, index) for m in iopub_log(kc) if m["parent_header"].get("msg_id") in index]
         expected = []
         for i in range(n):
-            expected += [(i, "status", "busy"), (i, "execute_input", None), (i, "stream", f"{i}\n"), (i, "status", "idle")]
-        # execute_input carries code, not text: compare it by type only.
-        got = [(i, t, None if t == "execute_input" else v) for i, t, v in got]
+            expected += [(i, "status", "busy"), (i, "execute_input", None), (i, "stream", f"{i}\n"),
+                         (i, "status", "idle")]
         if got != expected:
             first = next(k for k, (g, e) in enumerate(zip_longest(got, expected)) if g != e)
             pytest.fail(f"{len(got)} IOPub messages, expected {len(expected)}; first difference at {first}: "
                         f"got {got[first:first + 4]}, expected {expected[first:first + 4]}")
-        counts = [r["content"]["execution_count"] for r in replies]
-        assert counts == list(range(counts[0], counts[0] + n))
     finally:
-        for client in kernel._clients[1:]:
-            client.stop_channels()
-        kernel._clients[1:] = []
+        kernel.drop_client(kc)
         ctx.destroy(linger=0)
 
 
@@ -326,10 +349,10 @@ def _sign(session: Session, frames: list[bytes]) -> list[bytes]:
     return [DELIM, session.sign(frames), *frames]
 
 
-def _header(session: Session, **drop_or_set) -> dict:
+def _header(sess: Session, **drop_or_set) -> dict:
     header = {
         "msg_id": uuid.uuid4().hex,
-        "session": session.session,
+        "session": sess.session,
         "username": "attacker",
         "date": datetime.now(timezone.utc).isoformat(),
         "msg_type": "kernel_info_request",

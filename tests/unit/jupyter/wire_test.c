@@ -100,7 +100,8 @@ Test(wire, signature_over_other_content_rejected) {
     init_signer("hmac-sha256", KEY);
     kl_slice other[4];
     memcpy(other, parts, sizeof other);
-    other[3] = (kl_slice){"{\"code\":\"SELECT 2\",\"silent\":false}", 34};
+    static const char changed[] = "{\"code\":\"SELECT 2\",\"silent\":false}";
+    other[3] = (kl_slice){changed, strlen(changed)};
     cr_assert_not(kl_signer_verify(&signer, other, VECTORS[0].hex, 64));
 }
 

@@ -1,0 +1,536 @@
+/* kl_loadgen: a protocol-level load generator for any Jupyter kernel.
+ *
+ * N simulated clients, each a DEALER with its own routing id and session, keep exactly one shell
+ * request in flight (send, wait for the reply, send again). One thread drives every socket with
+ * zmq_poll, so the generator needs no coroutines and measures only the kernel and the wire.
+ * Messages are built, signed and checked with the project's own jupyter/ modules.
+ *
+ * A SUB socket drains IOPub by default: real frontends always listen there, and a kernel whose
+ * IOPub has no reader either drops its status messages for free (PUB) or stalls on a full pipe
+ * (XPUB with NODROP); both would make the comparison unfair.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "jupyter/connection.h"
+#include "jupyter/message.h"
+#include "jupyter/wire.h"
+#include "runtime/uuid.h"
+#include "runtime/zsock.h"
+
+#define LG_USERNAME "kl_loadgen"
+
+typedef enum { LG_KERNEL_INFO, LG_EXECUTE } lg_mode;
+
+typedef struct lg_options {
+    const char *connection_file;
+    lg_mode mode;
+    int clients;
+    double duration_s;
+    double warmup_s;
+    double stall_s; /* give up when no reply at all arrives for this long */
+    const char *code;
+    bool json;
+    int iopub; /* -1 default (on), 0 off, 1 on */
+} lg_options;
+
+typedef struct lg_client {
+    void *sock;
+    char session[KL_UUID_STRLEN];
+    char inflight_id[KL_UUID_STRLEN]; /* "" when nothing is in flight */
+    double sent_at;
+} lg_client;
+
+/* Growable sample buffer; latencies in seconds. */
+typedef struct lg_samples {
+    double *v;
+    size_t n, cap;
+} lg_samples;
+
+typedef struct lg_stats {
+    unsigned long long round_trips; /* replies received inside the measured window */
+    unsigned long long all_replies; /* including warm-up and the drain after the window */
+    unsigned long long errors;      /* replies whose content.status was not "ok" */
+    unsigned long long unexpected;  /* undecodable or unrelated messages on shell */
+    unsigned long long iopub_msgs;  /* whole messages drained from IOPub (whole run) */
+    lg_samples latency;
+} lg_stats;
+
+static double lg_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int lg_samples_push(lg_samples *s, double x) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 65536;
+        double *v = realloc(s->v, cap * sizeof *v);
+        if (!v) return -ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = x;
+    return 0;
+}
+
+static int lg_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted samples (p in whole percent); 0 when there are none. The
+ * integer arithmetic keeps the generator free of libm, which kl_jupyter does not link. */
+static double lg_percentile(const lg_samples *sorted, unsigned p) {
+    if (sorted->n == 0) return 0;
+    size_t rank = (sorted->n * p + 99) / 100;
+    if (rank < 1) rank = 1;
+    return sorted->v[rank - 1];
+}
+
+static void lg_usage(FILE *out) {
+    fputs("usage: kl_loadgen --connection-file FILE [--mode kernel_info|execute] [--clients N]\n"
+          "                  [--duration S] [--warmup S] [--code TEXT] [--no-iopub] [--json]\n"
+          "\n"
+          "Keeps one shell request in flight per simulated client and reports round trips per\n"
+          "second and the p50/p99 latency of the requests answered during --duration seconds\n"
+          "(after --warmup seconds that are not counted).\n"
+          "\n"
+          "  -f, --connection-file FILE  the kernel's connection file\n"
+          "  -m, --mode MODE             kernel_info (default) or execute\n"
+          "  -c, --clients N             concurrent clients, each its own socket and session "
+          "(1)\n"
+          "  -d, --duration S            measured seconds (5)\n"
+          "  -w, --warmup S              unmeasured seconds first (1)\n"
+          "  -e, --code TEXT             code for execute mode (\"%echo hi\")\n"
+          "      --no-iopub              do not subscribe to and drain IOPub\n"
+          "      --stall-timeout S       fail when no reply arrives for S seconds (10)\n"
+          "  -j, --json                  print one JSON object instead of text\n",
+          out);
+}
+
+static int lg_parse_double(const char *name, const char *s, double min, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min)) {
+        fprintf(stderr, "kl_loadgen: %s takes a number >= %g, not \"%s\"\n", name, min, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* 0 to run, 1 to exit successfully (help), -1 on a usage error. */
+static int lg_parse_args(int argc, char **argv, lg_options *o) {
+    enum { OPT_NO_IOPUB = 256, OPT_STALL };
+    static const struct option longopts[] = {
+        {"connection-file", required_argument, NULL, 'f'},
+        {"mode", required_argument, NULL, 'm'},
+        {"clients", required_argument, NULL, 'c'},
+        {"duration", required_argument, NULL, 'd'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"code", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},
+        {"no-iopub", no_argument, NULL, OPT_NO_IOPUB},
+        {"stall-timeout", required_argument, NULL, OPT_STALL},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    *o = (lg_options){.mode = LG_KERNEL_INFO,
+                      .clients = 1,
+                      .duration_s = 5,
+                      .warmup_s = 1,
+                      .stall_s = 10,
+                      .code = "%echo hi",
+                      .iopub = -1};
+    int c;
+    double n;
+    while ((c = getopt_long(argc, argv, "f:m:c:d:w:e:jh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            o->connection_file = optarg;
+            break;
+        case 'm':
+            if (strcmp(optarg, "kernel_info") == 0) {
+                o->mode = LG_KERNEL_INFO;
+            } else if (strcmp(optarg, "execute") == 0) {
+                o->mode = LG_EXECUTE;
+            } else {
+                fprintf(stderr, "kl_loadgen: --mode takes kernel_info or execute\n");
+                return -1;
+            }
+            break;
+        case 'c':
+            if (lg_parse_double("--clients", optarg, 1, &n) < 0) return -1;
+            if (n > 10000 || n != (double)(int)n) {
+                fprintf(stderr, "kl_loadgen: --clients takes a whole number 1-10000\n");
+                return -1;
+            }
+            o->clients = (int)n;
+            break;
+        case 'd':
+            if (lg_parse_double("--duration", optarg, 0.001, &o->duration_s) < 0) return -1;
+            break;
+        case 'w':
+            if (lg_parse_double("--warmup", optarg, 0, &o->warmup_s) < 0) return -1;
+            break;
+        case 'e':
+            o->code = optarg;
+            break;
+        case 'j':
+            o->json = true;
+            break;
+        case OPT_NO_IOPUB:
+            o->iopub = 0;
+            break;
+        case OPT_STALL:
+            if (lg_parse_double("--stall-timeout", optarg, 0.001, &o->stall_s) < 0) return -1;
+            break;
+        case 'h':
+            lg_usage(stdout);
+            return 1;
+        default:
+            lg_usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kl_loadgen: unexpected argument \"%s\"\n", argv[optind]);
+        return -1;
+    }
+    if (!o->connection_file) {
+        fprintf(stderr, "kl_loadgen: --connection-file is required\n");
+        lg_usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *lg_request_content(const lg_options *o) {
+    if (o->mode == LG_KERNEL_INFO) return json_object();
+    return json_pack("{s:s, s:b, s:b, s:{}, s:b, s:b}", "code", o->code, "silent", 0,
+                     "store_history", 1, "user_expressions", "allow_stdin", 0, "stop_on_error", 1);
+}
+
+/* Builds, signs and sends one request on cl; remembers its msg_id and send time. */
+static int lg_send_request(lg_client *cl, const lg_options *o, const kl_signer *signer) {
+    const char *type = o->mode == LG_KERNEL_INFO ? "kernel_info_request" : "execute_request";
+    kl_msg m;
+    kl_msg_init(&m);
+    m.header = kl_msg_header_new(type, cl->session, LG_USERNAME);
+    m.parent_header = json_object();
+    m.metadata = json_object();
+    m.content = lg_request_content(o);
+    int rc = -ENOMEM;
+    kl_frames out;
+    kl_frames_init(&out);
+    if (!m.header || !m.parent_header || !m.metadata || !m.content) goto done;
+    if (kl_msg_encode(&m, signer, &out) < 0) goto done;
+    snprintf(cl->inflight_id, sizeof cl->inflight_id, "%s", kl_msg_id(&m));
+    cl->sent_at = lg_now();
+    rc = 0;
+    for (size_t i = 0; i < out.n; i++) {
+        int flags = i + 1 < out.n ? ZMQ_SNDMORE : 0;
+        /* A DEALER with a live pipe queues up to its high-water mark; one request in flight never
+         * gets near it, so a blocking send only waits while the connection is being made. */
+        if (zmq_msg_send(&out.v[i], cl->sock, flags) < 0) {
+            fprintf(stderr, "kl_loadgen: send failed: %s\n", zmq_strerror(errno));
+            rc = -errno;
+            break;
+        }
+    }
+done:
+    kl_frames_clear(&out);
+    kl_msg_clear(&m);
+    return rc;
+}
+
+/* Reads one whole multipart message without blocking into f. 1 if one was read, 0 if none was
+ * waiting, -1 on error. */
+static int lg_recv_multipart(void *sock, kl_frames *f) {
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, sock, f->n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            int e = errno;
+            zmq_msg_close(&part);
+            if (e == EAGAIN && f->n == 0) return 0;
+            if (e == EINTR) continue;
+            fprintf(stderr, "kl_loadgen: receive failed: %s\n", zmq_strerror(e));
+            return -1;
+        }
+        int more = zmq_msg_more(&part);
+        if (kl_frames_add_msg(f, &part) < 0) {
+            zmq_msg_close(&part);
+            return -1;
+        }
+        zmq_msg_close(&part);
+        if (!more) return 1;
+    }
+}
+
+/* Drops every message waiting on IOPub; only counts them. -1 on a socket error. */
+static int lg_drain_iopub(void *sub, lg_stats *st) {
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        int r = zmq_msg_recv(&part, sub, ZMQ_DONTWAIT);
+        int more = r >= 0 && zmq_msg_more(&part);
+        int e = errno;
+        zmq_msg_close(&part);
+        if (r < 0) {
+            if (e == EAGAIN) return 0;
+            if (e == EINTR) continue;
+            fprintf(stderr, "kl_loadgen: IOPub receive failed: %s\n", zmq_strerror(e));
+            return -1;
+        }
+        if (!more) st->iopub_msgs++;
+    }
+}
+
+/* Checks that msg answers cl's request in flight. 1 if it does (and *ok says whether the status
+ * was "ok"), 0 if it is something else. */
+static int lg_match_reply(const lg_client *cl, const kl_msg *msg, const char *reply_type,
+                          bool *ok) {
+    if (strcmp(kl_msg_type(msg), reply_type) != 0) return 0;
+    const char *parent = json_string_value(json_object_get(msg->parent_header, "msg_id"));
+    if (!parent || strcmp(parent, cl->inflight_id) != 0) return 0;
+    const char *status = json_string_value(json_object_get(msg->content, "status"));
+    /* Older kernels leave status out of kernel_info_reply; execute_reply always carries one. */
+    *ok = status ? strcmp(status, "ok") == 0 : strcmp(reply_type, "kernel_info_reply") == 0;
+    return 1;
+}
+
+/* Handles every reply waiting on cl. Sends the next request when sending is still allowed.
+ * Counts into st only while measuring. -1 on a fatal error. */
+static int lg_service_client(lg_client *cl, const lg_options *o, const kl_signer *signer,
+                             const char *reply_type, bool measuring, bool may_send, lg_stats *st,
+                             double *last_reply_at) {
+    for (;;) {
+        kl_frames f;
+        kl_frames_init(&f);
+        int r = lg_recv_multipart(cl->sock, &f);
+        if (r <= 0) {
+            kl_frames_clear(&f);
+            return r;
+        }
+        double now = lg_now();
+        kl_msg msg;
+        char err[256];
+        int d = kl_msg_decode(&f, signer, &msg, err, sizeof err);
+        if (d != KL_MSG_OK) {
+            /* Decoding a reply is part of what any client must do, so a failure is a finding. */
+            fprintf(stderr, "kl_loadgen: undecodable reply: %s\n", err);
+            st->unexpected++;
+            kl_msg_clear(&msg);
+            continue;
+        }
+        bool ok = false;
+        int matched = cl->inflight_id[0] ? lg_match_reply(cl, &msg, reply_type, &ok) : 0;
+        kl_msg_clear(&msg);
+        if (!matched) {
+            st->unexpected++;
+            continue;
+        }
+        *last_reply_at = now;
+        cl->inflight_id[0] = '\0';
+        st->all_replies++;
+        if (measuring) {
+            st->round_trips++;
+            if (!ok) st->errors++;
+            if (lg_samples_push(&st->latency, now - cl->sent_at) < 0) return -1;
+        }
+        if (may_send && lg_send_request(cl, o, signer) < 0) return -1;
+    }
+}
+
+static void *lg_open_socket(void *zctx, int type, const kl_connection_info *info, kl_channel ch) {
+    char endpoint[512];
+    if (kl_connection_endpoint(info, ch, endpoint, sizeof endpoint) < 0) {
+        fprintf(stderr, "kl_loadgen: cannot form the %s endpoint\n", kl_channel_name(ch));
+        return NULL;
+    }
+    void *s = zmq_socket(zctx, type);
+    if (!s) return NULL;
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (info->curve_publickey) {
+        fprintf(stderr, "kl_loadgen: CURVE-encrypted connection files are not supported\n");
+        zmq_close(s);
+        return NULL;
+    }
+    if (zmq_connect(s, endpoint) < 0) {
+        fprintf(stderr, "kl_loadgen: connect %s: %s\n", endpoint, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* CPU seconds this process has used so far, every thread (ZeroMQ's I/O thread too). */
+static double lg_cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+static void lg_report(const lg_options *o, lg_stats *st, double measured_s) {
+    qsort(st->latency.v, st->latency.n, sizeof *st->latency.v, lg_cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < st->latency.n; i++) sum += st->latency.v[i];
+    double rate = (double)st->round_trips / measured_s;
+    double p50 = lg_percentile(&st->latency, 50) * 1e3;
+    double p90 = lg_percentile(&st->latency, 90) * 1e3;
+    double p99 = lg_percentile(&st->latency, 99) * 1e3;
+    double mean = st->latency.n ? sum / (double)st->latency.n * 1e3 : 0;
+    double max = st->latency.n ? st->latency.v[st->latency.n - 1] * 1e3 : 0;
+    const char *mode = o->mode == LG_KERNEL_INFO ? "kernel_info" : "execute";
+    bool iopub = o->iopub != 0;
+    if (o->json) {
+        json_t *j =
+            json_pack("{s:s, s:i, s:f, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:I, s:I, s:b, s:I}",
+                      "mode", mode, "clients", o->clients, "duration_s", measured_s, "round_trips",
+                      (json_int_t)st->round_trips, "rate_per_s", rate, "latency_ms", "p50", p50,
+                      "p90", p90, "p99", p99, "mean", mean, "max", max, "errors",
+                      (json_int_t)st->errors, "unexpected", (json_int_t)st->unexpected, "iopub",
+                      iopub, "iopub_messages", (json_int_t)st->iopub_msgs);
+        if (j) {
+            /* With these a caller can relate CPU it measured over the whole run to requests. */
+            json_object_set_new(j, "all_replies", json_integer((json_int_t)st->all_replies));
+            json_object_set_new(j, "generator_cpu_s", json_real(lg_cpu_seconds()));
+            if (o->mode == LG_EXECUTE) json_object_set_new(j, "code", json_string(o->code));
+        }
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        puts(text ? text : "{}");
+        free(text);
+        json_decref(j);
+    } else {
+        printf("%s clients=%d duration=%.2f s round_trips=%llu rate=%.1f rt/s p50=%.3f ms "
+               "p99=%.3f ms mean=%.3f ms max=%.3f ms errors=%llu unexpected=%llu "
+               "iopub_messages=%llu%s\n",
+               mode, o->clients, measured_s, st->round_trips, rate, p50, p99, mean, max, st->errors,
+               st->unexpected, st->iopub_msgs, iopub ? "" : " (IOPub not read)");
+    }
+}
+
+int main(int argc, char **argv) {
+    lg_options o;
+    int pr = lg_parse_args(argc, argv, &o);
+    if (pr != 0) return pr > 0 ? 0 : 2;
+
+    kl_connection_info info;
+    char err[512];
+    if (kl_connection_load(o.connection_file, &info, err, sizeof err) < 0) {
+        fprintf(stderr, "kl_loadgen: %s\n", err);
+        return 2;
+    }
+    kl_signer signer;
+    if (kl_signer_init(&signer, info.signature_scheme, info.key, strlen(info.key), err,
+                       sizeof err) < 0) {
+        fprintf(stderr, "kl_loadgen: %s\n", err);
+        kl_connection_free(&info);
+        return 2;
+    }
+
+    int rc = 1;
+    void *zctx = zmq_ctx_new();
+    void *sub = NULL;
+    lg_client *cl = calloc((size_t)o.clients, sizeof *cl);
+    zmq_pollitem_t *items = calloc((size_t)o.clients + 1, sizeof *items);
+    lg_stats st = {0};
+    if (!zctx || !cl || !items) {
+        fprintf(stderr, "kl_loadgen: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < o.clients; i++) {
+        if (kl_uuid_v4(cl[i].session) < 0) goto out;
+        cl[i].sock = lg_open_socket(zctx, ZMQ_DEALER, &info, KL_CH_SHELL);
+        if (!cl[i].sock) goto out;
+        /* The routing id is set before connect, so the kernel sees a stable, unique peer. */
+        char rid[64];
+        int n = snprintf(rid, sizeof rid, "kl_loadgen-%d-%s", i, cl[i].session);
+        zmq_setsockopt(cl[i].sock, ZMQ_ROUTING_ID, rid, (size_t)n);
+        items[i] = (zmq_pollitem_t){.socket = cl[i].sock, .events = ZMQ_POLLIN};
+    }
+    int n_items = o.clients;
+    if (o.iopub != 0) {
+        sub = lg_open_socket(zctx, ZMQ_SUB, &info, KL_CH_IOPUB);
+        if (!sub || zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0) < 0) goto out;
+        items[n_items++] = (zmq_pollitem_t){.socket = sub, .events = ZMQ_POLLIN};
+    }
+
+    const char *reply_type = o.mode == LG_KERNEL_INFO ? "kernel_info_reply" : "execute_reply";
+    for (int i = 0; i < o.clients; i++)
+        if (lg_send_request(&cl[i], &o, &signer) < 0) goto out;
+
+    double t0 = lg_now();
+    double measure_from = t0 + o.warmup_s;
+    double measure_until = measure_from + o.duration_s;
+    double last_reply_at = t0;
+    /* After the window, replies still in flight are collected (not counted) for a moment so the
+     * kernel is not left answering a vanished peer when the next run starts. */
+    double drain_until = measure_until + 2.0;
+    for (;;) {
+        double now = lg_now();
+        bool in_flight = false;
+        for (int i = 0; i < o.clients && !in_flight; i++) in_flight = cl[i].inflight_id[0];
+        if (now >= measure_until && (!in_flight || now >= drain_until)) break;
+        if (in_flight && now - last_reply_at > o.stall_s) {
+            fprintf(stderr, "kl_loadgen: no reply for %.1f s; is the kernel alive?\n", o.stall_s);
+            goto out;
+        }
+        double until = now < measure_until ? measure_until : drain_until;
+        long timeout_ms = (long)((until - now) * 1e3) + 1;
+        if (timeout_ms > 100) timeout_ms = 100;
+        int r = zmq_poll(items, n_items, timeout_ms);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            fprintf(stderr, "kl_loadgen: poll failed: %s\n", zmq_strerror(errno));
+            goto out;
+        }
+        now = lg_now();
+        bool measuring = now >= measure_from && now < measure_until;
+        bool may_send = now < measure_until;
+        for (int i = 0; i < o.clients; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN)) continue;
+            if (lg_service_client(&cl[i], &o, &signer, reply_type, measuring, may_send, &st,
+                                  &last_reply_at) < 0)
+                goto out;
+        }
+        if (sub && (items[n_items - 1].revents & ZMQ_POLLIN) && lg_drain_iopub(sub, &st) < 0)
+            goto out;
+    }
+    if (st.round_trips == 0) {
+        fprintf(stderr, "kl_loadgen: no round trip completed in the measured window\n");
+        goto out;
+    }
+    lg_report(&o, &st, o.duration_s);
+    /* Error replies mean the request was wrong for this kernel: the rate would be meaningless. */
+    rc = st.errors ? 3 : 0;
+    if (st.errors)
+        fprintf(stderr, "kl_loadgen: %llu replies had a status other than \"ok\"\n", st.errors);
+
+out:
+    for (int i = 0; cl && i < o.clients; i++)
+        if (cl[i].sock) zmq_close(cl[i].sock);
+    if (sub) zmq_close(sub);
+    if (zctx) zmq_ctx_term(zctx);
+    free(cl);
+    free(items);
+    free(st.latency.v);
+    kl_signer_free(&signer);
+    kl_connection_free(&info);
+    return rc;
+}
