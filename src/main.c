@@ -208,10 +208,10 @@ static int cmd_install(int argc, char **argv) {
         json_array_append_new(args, json_string("--spark-remote"));
         json_array_append_new(args, json_string(remote));
     }
-    json_t *spec = json_pack("{s:o, s:s, s:s, s:s, s:s, s:O, s:{s:{s:s}}}", "argv", args,
+    json_t *spec = json_pack("{s:o, s:s, s:s, s:s, s:s, s:O, s:{}}", "argv", args,
                              "display_name", display, "language", "sql", "interrupt_mode",
                              "message", "kernel_protocol_version", KL_PROTOCOL_VERSION, "env", env,
-                             "metadata", "kindling", "version", KL_VERSION);
+                             "metadata");
     char logo_dir[PATH_MAX];
     find_logo_dir(exe, logo_dir, sizeof logo_dir);
     kl_kernelspec ks = {.name = name, .kernel_json = spec, .logo_dir = *logo_dir ? logo_dir : NULL};
@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0 || strcmp(cmd, "version") == 0) {
-        printf("kindling %s (Jupyter protocol %s)\n", KL_VERSION, KL_PROTOCOL_VERSION);
+        printf("kindling %s\n", KL_VERSION);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

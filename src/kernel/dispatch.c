@@ -125,11 +125,10 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
         return;
     }
     status(k, msg, "busy");
-    bool abort = false;
     json_t *reply = NULL;
     char rtype[64];
     if (strcmp(type, "execute_request") == 0) {
-        abort = kl_execute(k, t, msg);
+        kl_execute(k, t, msg);
     } else if (strcmp(type, "kernel_info_request") == 0) {
         reply = kl_kernel_info_content(k);
     } else if (strcmp(type, "is_complete_request") == 0) {
@@ -154,7 +153,6 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     if (reply && reply_type(type, rtype, sizeof rtype)) kl_kernel_reply(k, k->shell, msg, rtype, reply);
     else json_decref(reply);
     status(k, msg, "idle");
-    if (abort) kl_tenant_abort_queued(t);
 }
 
 void kl_dispatch_abort(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {

@@ -195,7 +195,7 @@ static json_t *user_expressions(json_t *content) {
     return out;
 }
 
-bool kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     json_t *content = msg->content;
     const char *code = json_string_value(json_object_get(content, "code"));
     if (!code) code = "";
@@ -224,6 +224,8 @@ bool kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     }
     free(segs);
 
+    bool abort = c.failed && stop_on_error && !silent;
+    if (abort) kl_tenant_abort_queued(t);
     json_t *reply;
     if (c.failed) {
         kl_kernel_publish(k, msg, "error",
@@ -242,10 +244,8 @@ bool kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
 
     if (store && k->history_pool && t->history_session > 0)
         queue_store(k, t->history_session, c.execution_count, code, c.result_text);
-    bool abort = c.failed && stop_on_error;
     free(c.ename);
     free(c.evalue);
     json_decref(c.traceback);
     free(c.result_text);
-    return abort;
 }

@@ -26,9 +26,9 @@ struct kl_magic_ctx {
     char *result_text; /* text/plain of the execute_result, kept for history output */
 };
 
-/* Coroutine: handles an execute_request; publishes execute_input, outputs, the reply. Returns
- * true when the cell failed and stop_on_error asks to abort the queue. */
-bool kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg);
+/* Coroutine: handles an execute_request; publishes execute_input, outputs, the reply. When the
+ * cell fails and stop_on_error holds, the executes queued behind it are marked to be aborted. */
+void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg);
 
 void kl_ctx_stream(kl_magic_ctx *c, const char *name, const char *text);
 /* data (and metadata, may be NULL) are stolen. */

@@ -165,10 +165,21 @@ int kl_kernel_input(kl_kernel *k, kl_tenant *t, const kl_msg *parent, const char
     return t->interrupted ? -EINTR : -ECANCELED;
 }
 
-static void deliver_input(kl_kernel *k, const kl_msg *m) {
+/* JupyterLab names the input_request as the reply's parent; jupyter_client's input() sends no
+ * parent at all, so then the reply goes to the pending request of the same client session. */
+static struct kl_input_wait *find_input(kl_kernel *k, const kl_msg *m) {
     const char *parent_id = json_string_value(json_object_get(m->parent_header, "msg_id"));
-    for (struct kl_input_wait *w = k->inputs; w && parent_id; w = w->next) {
-        if (strcmp(w->msg_id, parent_id) != 0 || w->done) continue;
+    for (struct kl_input_wait *w = k->inputs; w; w = w->next)
+        if (!w->done && parent_id && strcmp(w->msg_id, parent_id) == 0) return w;
+    if (parent_id && *parent_id) return NULL;
+    for (struct kl_input_wait *w = k->inputs; w; w = w->next)
+        if (!w->done && strcmp(w->t->session, kl_msg_session(m)) == 0) return w;
+    return NULL;
+}
+
+static void deliver_input(kl_kernel *k, const kl_msg *m) {
+    struct kl_input_wait *w = find_input(k, m);
+    if (w) {
         const char *v = json_string_value(json_object_get(m->content, "value"));
         w->value = strdup(v ? v : "");
         w->done = true;

@@ -23,11 +23,18 @@ static void history_begin(void *arg) {
     if (!h || kl_history_session_begin(h, &t->history_session) != 0) t->history_session = 0;
 }
 
-static kl_msg *next_request(kl_tenant *t) {
+struct kl_queued {
+    kl_msg *msg;
+    bool abort;
+};
+
+static kl_msg *next_request(kl_tenant *t, bool *abort) {
+    *abort = false;
     if (t->nfront) {
-        kl_msg *m = t->front[0];
+        struct kl_queued q = t->front[0];
         memmove(t->front, t->front + 1, --t->nfront * sizeof *t->front);
-        return m;
+        *abort = q.abort;
+        return q.msg;
     }
     void *item;
     return kl_chan_recv(t->inbox, &item) == 0 ? item : NULL;
@@ -38,10 +45,14 @@ static void tenant_main(void *arg) {
     kl_kernel *k = t->k;
     kl_kernel_history_run(k, history_begin, t);
     kl_msg *m;
-    while ((m = next_request(t))) {
+    bool abort;
+    while ((m = next_request(t, &abort))) {
         t->busy = true;
         t->interrupted = false;
-        kl_dispatch_shell(k, t, m);
+        if (abort)
+            kl_dispatch_abort(k, t, m);
+        else
+            kl_dispatch_shell(k, t, m);
         t->busy = false;
         t->interrupted = false;
         kl_msg_free(m);
@@ -103,56 +114,31 @@ bool kl_tenant_any_busy(kl_kernel *k) {
     return busy;
 }
 
-static int push_front(kl_tenant *t, kl_msg *m) {
+static int push_front(kl_tenant *t, kl_msg *m, bool abort) {
     if (t->nfront == t->capfront) {
         size_t cap = t->capfront ? t->capfront * 2 : 8;
-        kl_msg **v = realloc(t->front, cap * sizeof *v);
+        struct kl_queued *v = realloc(t->front, cap * sizeof *v);
         if (!v) return -ENOMEM;
         t->front = v;
         t->capfront = cap;
     }
-    t->front[t->nfront++] = m;
+    t->front[t->nfront++] = (struct kl_queued){m, abort};
     return 0;
 }
 
 void kl_tenant_abort_queued(kl_tenant *t) {
-    /* Requests the client sent right behind the failing one may still be in flight between the
-     * socket and the inbox: one short turn of the loop lets the shell reader route them. */
+    /* Requests the client sent right behind the failing one may still sit in the socket: one
+     * short turn of the loop lets the shell reader route them into the inbox. */
     kl_loop_sleep(t->k->loop, 1);
-    kl_msg **aborted = NULL;
-    size_t n = 0, cap = 0;
-    /* Take everything first, without parking, so the order of the remaining requests holds. */
-    for (kl_msg **f = t->front, **end = t->front + t->nfront; f < end; f++) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            kl_msg **v = realloc(aborted, cap * sizeof *v);
-            if (!v) break;
-            aborted = v;
-        }
-        aborted[n++] = *f;
-    }
-    t->nfront = 0;
+    for (size_t i = 0; i < t->nfront; i++)
+        if (strcmp(kl_msg_type(t->front[i].msg), "execute_request") == 0) t->front[i].abort = true;
     void *item;
     while (kl_chan_try_recv(t->inbox, &item) == 0) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            kl_msg **v = realloc(aborted, cap * sizeof *v);
-            if (!v) {
-                push_front(t, item);
-                continue;
-            }
-            aborted = v;
-        }
-        aborted[n++] = item;
-    }
-    for (size_t i = 0; i < n; i++) {
-        kl_msg *m = aborted[i];
-        if (strcmp(kl_msg_type(m), "execute_request") == 0) {
+        kl_msg *m = item;
+        if (push_front(t, m, strcmp(kl_msg_type(m), "execute_request") == 0) != 0) {
+            /* Out of memory: answering it as aborted now keeps the client from waiting forever. */
             kl_dispatch_abort(t->k, t, m);
             kl_msg_free(m);
-        } else if (push_front(t, m) != 0) {
-            kl_msg_free(m);
         }
     }
-    free(aborted);
 }

@@ -22,8 +22,9 @@ struct kl_tenant {
     bool busy;               /* handling a request */
     bool interrupted;        /* an interrupt arrived while busy */
     bool interruptible_wait; /* parked where an interrupt may wake it */
-    /* Requests taken out of the inbox while aborting that must still run before the inbox. */
-    kl_msg **front;
+    /* Requests taken out of the inbox when a cell failed with stop_on_error: they are handled
+     * before the inbox, and those marked aborted are answered "aborted" instead of run. */
+    struct kl_queued *front;
     size_t nfront, capfront;
 };
 
@@ -35,8 +36,9 @@ int kl_tenant_deliver(kl_tenant *t, kl_msg *msg);
 void kl_tenant_close_all(kl_kernel *k);
 /* True while any tenant is handling a request. */
 bool kl_tenant_any_busy(kl_kernel *k);
-/* Coroutine: answers every execute_request waiting in t's inbox with status "aborted" (after an
- * error with stop_on_error); other requests stay queued in order. */
+/* Coroutine, called when a cell fails with stop_on_error, before its reply goes out: every
+ * execute_request the client had sent by then is marked to be answered "aborted" once the failing
+ * request is finished. Requests sent after the client saw the error run normally. */
 void kl_tenant_abort_queued(kl_tenant *t);
 
 /* Frees a message taken from an inbox. */

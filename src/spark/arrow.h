@@ -94,7 +94,7 @@ typedef struct kl_arrow_array {
     int64_t null_count; /* exact; validity is NULL when it is 0 */
     int64_t offset;
     const uint8_t *validity; /* bit (offset+i) set = row i valid (LSB first); NULL = all valid */
-    const uint8_t *offsets;  /* int32 or int64 (LARGE_*) entries; NULL when offset+length is 0 */
+    const uint8_t *offsets;  /* offset+length+1 int32 or int64 (LARGE_*) entries; NULL if empty */
     const uint8_t *values;   /* fixed-width values, packed bools, or the bytes offsets index */
     size_t values_len;       /* bytes at values */
     size_t n_children;

@@ -246,13 +246,13 @@ static int add_header(kl_sc_remote *out, char *key, char *value, char *err, size
     if (!legal_header_name(key)) {
         if (known)
             rc = fail(err, errlen,
-                      "unknown parameter '%s': keys are case-sensitive, did you mean "
-                      "'%s'?",
+                      "unknown parameter '%s' (keys are case-sensitive): did you "
+                      "mean '%s'?",
                       key, known);
         else
             rc = fail(err, errlen,
-                      "parameter '%s' would be sent as gRPC metadata, but it is not "
-                      "a legal header name (lower-case letters, digits, '-', '_', '.')",
+                      "parameter '%s' would be sent as gRPC metadata, but it is not a "
+                      "legal header name (lower-case letters, digits, '-', '_', '.')",
                       key);
     } else if (strncmp(key, "grpc-", 5) == 0) {
         rc = fail(err, errlen, "metadata key '%s' is reserved for gRPC itself", key);

@@ -46,15 +46,15 @@ F = descriptor_pb2.FieldDescriptorProto
 
 
 def check_against_pyspark():
-    """Compares our descriptors with PySpark's; returns the notes about fields it could not check."""
+    """Compares our descriptors with PySpark's; exits on a disagreement, lists what it skipped."""
     # protoc-c embeds protoc's front end, so either compiler can write the descriptor set.
     protoc = shutil.which("protoc") or shutil.which("protoc-c")
     if not protoc:
         sys.exit("neither protoc nor protoc-c found: cannot cross-check the .proto")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "set.pb")
-        subprocess.run([protoc, "-I" + PROTO_DIR, "--include_imports", "--descriptor_set_out=" + out,
-                        "kindling_spark_connect.proto"], check=True)
+        subprocess.run([protoc, "-I" + PROTO_DIR, "--include_imports",
+                        "--descriptor_set_out=" + out, "kindling_spark_connect.proto"], check=True)
         fds = descriptor_pb2.FileDescriptorSet()
         with open(out, "rb") as f:
             fds.ParseFromString(f.read())
@@ -83,7 +83,8 @@ def check_against_pyspark():
                                   f"{same_name.number}")
                     continue
                 if uf is None:
-                    notes.append(f"{full}.{f.name}={f.number}: not in pyspark {pyspark.__version__}")
+                    notes.append(f"{full}.{f.name}={f.number}: "
+                                 f"not in pyspark {pyspark.__version__}")
                     continue
                 checked += 1
                 where = f"{full}.{f.name}={f.number}"
@@ -370,7 +371,8 @@ def main():
     p = r.execution_progress
     p.num_inflight_tasks = 4
     s = p.stages.add()
-    s.stage_id, s.num_tasks, s.num_completed_tasks, s.input_bytes_read, s.done = 2, 8, 5, 1 << 33, False
+    s.stage_id, s.num_tasks, s.num_completed_tasks = 2, 8, 5
+    s.input_bytes_read, s.done = 1 << 33, False
     s = p.stages.add()
     s.stage_id, s.num_tasks, s.num_completed_tasks, s.done = 1, 4, 4, True
     write("exec_resp_progress", r.SerializeToString(deterministic=True), {
