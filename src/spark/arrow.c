@@ -375,8 +375,8 @@ static int parse_type(dec *d, const fb *b, uint8_t tt, const fbt *tt_tab, bool h
     int16_t u16;
     int32_t i32;
     uint8_t u8;
-    /* A type table with all-default fields may legally be omitted by no writer we know, but an
-     * empty table is what the default means, so treat absence the same. */
+    /* Writers always emit the type table; an absent one reads as all defaults, as in
+     * flatbuffers generally. */
     fbt empty = {0};
     const fbt *t = have_tab ? tt_tab : &empty;
     switch (tt) {

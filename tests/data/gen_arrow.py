@@ -512,6 +512,12 @@ def compressed():
     save_batches("lz4", batches, compression="lz4")
     save_batches("zstd", batches, compression="zstd")
     save_batches("zstd_nested", [nested_batch()], compression="zstd")
+    # Buffers that inflate far beyond their compressed size, as Spark's repetitive data does.
+    big = pa.record_batch([pa.array(["ab" * 25000, "c" * 60000, None, "xyz" * 20000], pa.utf8()),
+                           pa.array([1, -2, None, 4], pa.int64())],
+                          names=["s", "n"])
+    save_batches("zstd_large_buffer", [big], compression="zstd")
+    save_batches("lz4_large_buffer", [big], compression="lz4")
     save("lz4_partly_raw", *partly_raw(stream_bytes(batches[1].schema, [batches[1]],
                                                     compression="lz4")))
 
@@ -702,7 +708,7 @@ def main():
     dictionary()
     hostile_schemas()
     for name in ["primitives", "nested", "intervals", "empty", "legacy_v4", "zstd_nested",
-                 "lz4_partly_raw", "decimals"]:
+                 "lz4_partly_raw", "decimals", "lz4_large_buffer"]:
         with open(os.path.join(OUT, name + ".arrows"), "rb") as f:
             data = f.read()
         with open(os.path.join(CORPUS, name), "wb") as f:

@@ -384,8 +384,9 @@ static int decode_quiet(const void *p, size_t n, const kl_arrow_options *opt, ch
     return rc;
 }
 
-static const char *small_streams[] = {"primitives",     "nested",      "intervals", "legacy_v4",
-                                      "lz4_partly_raw", "zstd_nested", "decimals",  "empty"};
+static const char *small_streams[] = {"primitives", "nested",         "intervals",
+                                      "legacy_v4",  "lz4_partly_raw", "zstd_nested",
+                                      "decimals",   "empty",          "zstd_large_buffer"};
 
 Test(arrow_broken, every_truncation_is_an_error) {
     for (size_t k = 0; k < sizeof small_streams / sizeof *small_streams; k++) {
