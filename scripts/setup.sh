@@ -19,6 +19,8 @@ APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libuv1-dev libzmq3-dev libjansson-dev libssl-dev libmsgpack-dev libsqlite3-dev
   libcriterion-dev
+  liblz4-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
+  openjdk-17-jre-headless
   clang libclang-rt-14-dev clang-format
   python3-venv
 )
