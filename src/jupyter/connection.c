@@ -1,5 +1,6 @@
 /* Jupyter connection files: reading, validating, writing, and turning them into endpoints. */
 #include "jupyter/connection.h"
+#include "jupyter/message.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,27 +55,6 @@ void kl_connection_free(kl_connection_info *info) {
     info->curve_secretkey = NULL;
 }
 
-static const char *json_kind(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a number with a fraction";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
-    }
-    return "something else";
-}
-
 static bool is_z85(const char *s, size_t len) {
     static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                    ".-:+=^!/*?&<>()[]{}@%$#";
@@ -91,7 +71,7 @@ static int get_string(json_t *root, const char *name, const char *field, char *b
     if (!v || json_is_null(v)) return 0;
     if (!json_is_string(v)) {
         snprintf(err, errlen, "%s: field \"%s\" must be a string, not %s", name, field,
-                 json_kind(v));
+                 kl_json_kind(v));
         return -1;
     }
     size_t len = json_string_length(v);
@@ -114,7 +94,7 @@ static int get_curve_key(json_t *root, const char *name, const char *field, char
     if (!v || json_is_null(v)) return 0;
     if (!json_is_string(v)) {
         snprintf(err, errlen, "%s: field \"%s\" must be a string, not %s", name, field,
-                 json_kind(v));
+                 kl_json_kind(v));
         return -1;
     }
     size_t len = json_string_length(v);
@@ -138,7 +118,7 @@ static int parse_object(json_t *root, const char *name, kl_connection_info *info
         if (!v) continue;
         if (!json_is_integer(v)) {
             snprintf(err, errlen, "%s: field \"%s\" must be an integer 0-65535, not %s%s", name,
-                     port_fields[ch], json_kind(v),
+                     port_fields[ch], kl_json_kind(v),
                      json_is_string(v) ? " (write the number without quotes)" : "");
             return -1;
         }
@@ -177,7 +157,7 @@ static int parse_object(json_t *root, const char *name, kl_connection_info *info
     if (key && !json_is_null(key)) {
         if (!json_is_string(key)) {
             snprintf(err, errlen, "%s: field \"key\" must be a string, not %s", name,
-                     json_kind(key));
+                     kl_json_kind(key));
             return -1;
         }
         if (json_string_length(key) > 0) {
@@ -239,7 +219,7 @@ int kl_connection_parse(const char *json, size_t len, const char *name, kl_conne
     }
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: the top-level JSON value must be an object, not %s", name,
-                 json_kind(root));
+                 kl_json_kind(root));
         json_decref(root);
         return -1;
     }

@@ -37,7 +37,7 @@ static int move_frames(kl_frames *dst, kl_frames *src, size_t from, size_t count
     return 0;
 }
 
-static const char *json_kind(const json_t *v) {
+const char *kl_json_kind(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "an object";
@@ -46,8 +46,9 @@ static const char *json_kind(const json_t *v) {
     case JSON_STRING:
         return "a string";
     case JSON_INTEGER:
+        return "an integer";
     case JSON_REAL:
-        return "a number";
+        return "a number with a fraction";
     case JSON_TRUE:
     case JSON_FALSE:
         return "a boolean";
@@ -67,7 +68,7 @@ static int check_header(json_t *h, char *err, size_t errlen) {
         }
         if (!json_is_string(v)) {
             snprintf(err, errlen, "header field \"%s\" must be a string, not %s", required[i],
-                     json_kind(v));
+                     kl_json_kind(v));
             return KL_MSG_EHEADER;
         }
     }
@@ -83,13 +84,13 @@ static int check_header(json_t *h, char *err, size_t errlen) {
         }
     } else if (!json_is_string(user)) {
         snprintf(err, errlen, "header field \"username\" must be a string, not %s",
-                 json_kind(user));
+                 kl_json_kind(user));
         return KL_MSG_EHEADER;
     }
     json_t *sub = json_object_get(h, "subshell_id");
     if (sub && !json_is_string(sub) && !json_is_null(sub)) {
         snprintf(err, errlen, "header field \"subshell_id\" must be a string or null, not %s",
-                 json_kind(sub));
+                 kl_json_kind(sub));
         return KL_MSG_EHEADER;
     }
     return KL_MSG_OK;
@@ -130,7 +131,7 @@ int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err,
             goto done;
         }
         if (!json_is_object(v)) {
-            snprintf(err, errlen, "%s must be a JSON object, not %s", part_names[i], json_kind(v));
+            snprintf(err, errlen, "%s must be a JSON object, not %s", part_names[i], kl_json_kind(v));
             json_decref(v);
             status = KL_MSG_EJSON;
             goto done;

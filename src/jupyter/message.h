@@ -52,6 +52,9 @@ const char *kl_msg_session(const kl_msg *m);
 const char *kl_msg_username(const kl_msg *m);
 const char *kl_msg_subshell_id(const kl_msg *m); /* NULL when absent */
 
+/* "an object", "a string", "an integer", ... for error messages about JSON of the wrong kind. */
+const char *kl_json_kind(const json_t *v);
+
 /* Current UTC time as ISO 8601 with microseconds and a Z, e.g. 2026-11-24T09:00:00.123456Z. */
 void kl_iso8601_now(char out[32]);
 

@@ -5,21 +5,12 @@
  * kl_loop_post, is cancelled by uv_close, so nothing queued can outlive the channel). The loop
  * thread is the thread that created the channel. A capacity of 0 is treated as 1. */
 #include "runtime/chan.h"
+#include "runtime/waitq.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-
-typedef struct kl_chan_waiter {
-    kl_coro *co;
-    struct kl_chan_waiter *prev, *next;
-    bool linked;
-} kl_chan_waiter;
-
-typedef struct {
-    kl_chan_waiter *head, *tail;
-} kl_chan_waitq;
 
 struct kl_chan {
     kl_loop *loop;
@@ -32,39 +23,14 @@ struct kl_chan {
     size_t cap, head, len;
     bool closed;
     size_t foreign_blocked; /* other threads waiting on not_full */
-    kl_chan_waitq recvq, sendq;
+    kl_waitq recvq, sendq;
 };
 
-static void kl_chan_waitq_push(kl_chan_waitq *q, kl_chan_waiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-    w->linked = true;
-}
-
-static void kl_chan_waitq_remove(kl_chan_waitq *q, kl_chan_waiter *w) {
-    if (!w->linked) return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = false;
-}
-
 /* Loop thread, lock held. Wakes up to n waiters of q, oldest first. */
-static void kl_chan_wake_n(kl_chan *ch, kl_chan_waitq *q, size_t n) {
+static void kl_chan_wake_n(kl_chan *ch, kl_waitq *q, size_t n) {
     while (n-- > 0 && q->head) {
-        kl_chan_waiter *w = q->head;
-        kl_chan_waitq_remove(q, w);
+        kl_waiter *w = q->head;
+        kl_waitq_remove(q, w);
         kl_loop_wake(ch->loop, w->co);
     }
 }
@@ -178,11 +144,11 @@ int kl_chan_try_send(kl_chan *ch, void *item) {
 int kl_chan_send(kl_chan *ch, void *item) {
     bool loop_side = kl_chan_on_loop_thread(ch);
     kl_coro *co = loop_side ? kl_coro_current() : NULL;
-    kl_chan_waiter w = {.co = co};
+    kl_waiter w = {.co = co};
     pthread_mutex_lock(&ch->mu);
     int rc;
     for (;;) {
-        kl_chan_waitq_remove(&ch->sendq, &w);
+        kl_waitq_remove(&ch->sendq, &w);
         if (ch->closed) {
             rc = -EPIPE;
             break;
@@ -198,7 +164,7 @@ int kl_chan_send(kl_chan *ch, void *item) {
             break;
         }
         if (co) {
-            kl_chan_waitq_push(&ch->sendq, &w);
+            kl_waitq_push(&ch->sendq, &w);
             pthread_mutex_unlock(&ch->mu);
             kl_loop_park(ch->loop);
             pthread_mutex_lock(&ch->mu);
@@ -228,11 +194,11 @@ int kl_chan_try_recv(kl_chan *ch, void **item) {
 int kl_chan_recv(kl_chan *ch, void **item) {
     kl_coro *co = kl_chan_on_loop_thread(ch) ? kl_coro_current() : NULL;
     if (!co) return kl_chan_try_recv(ch, item);
-    kl_chan_waiter w = {.co = co};
+    kl_waiter w = {.co = co};
     pthread_mutex_lock(&ch->mu);
     int rc;
     for (;;) {
-        kl_chan_waitq_remove(&ch->recvq, &w);
+        kl_waitq_remove(&ch->recvq, &w);
         if (ch->len > 0) {
             *item = kl_chan_pop_locked(ch);
             kl_chan_notify_locked(ch);
@@ -243,7 +209,7 @@ int kl_chan_recv(kl_chan *ch, void **item) {
             rc = -EPIPE;
             break;
         }
-        kl_chan_waitq_push(&ch->recvq, &w);
+        kl_waitq_push(&ch->recvq, &w);
         pthread_mutex_unlock(&ch->mu);
         kl_loop_park(ch->loop);
         pthread_mutex_lock(&ch->mu);

@@ -10,6 +10,7 @@
  * short backoff timer: no busy loop, and no stall if the event that frees the pipe is missed.
  */
 #include "runtime/zsock.h"
+#include "runtime/waitq.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -76,23 +77,13 @@ size_t kl_frames_size(const kl_frames *f, size_t i) {
 
 /* ---- sockets ---- */
 
-typedef struct kl_zwaiter {
-    kl_coro *co;
-    struct kl_zwaiter *prev, *next;
-    bool linked;
-} kl_zwaiter;
-
-typedef struct {
-    kl_zwaiter *head, *tail;
-} kl_zwaitq;
-
 struct kl_zsock {
     kl_loop *loop;
     void *sock;
     uv_poll_t poll;
     uv_timer_t retry;
-    kl_zwaitq readers;       /* parked in kl_zsock_recv, waiting for POLLIN */
-    kl_zwaitq senders;       /* parked in kl_zsock_send, waiting for slot_holder to be them */
+    kl_waitq readers;        /* parked in kl_zsock_recv, waiting for POLLIN */
+    kl_waitq senders;        /* parked in kl_zsock_send, waiting for slot_holder to be them */
     kl_coro *blocked_sender; /* owns the send slot, waiting for POLLOUT or the retry timer */
     unsigned retry_ms;
     kl_coro *slot_holder; /* the coroutine sending a message; others queue in senders */
@@ -101,35 +92,10 @@ struct kl_zsock {
     int busy;         /* coroutines inside recv/send; they still read zs after a close */
 };
 
-static void kl_zwaitq_push(kl_zwaitq *q, kl_zwaiter *w) {
-    w->next = NULL;
-    w->prev = q->tail;
-    if (q->tail)
-        q->tail->next = w;
-    else
-        q->head = w;
-    q->tail = w;
-    w->linked = true;
-}
-
-static void kl_zwaitq_remove(kl_zwaitq *q, kl_zwaiter *w) {
-    if (!w->linked) return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->tail = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = false;
-}
-
-static void kl_zsock_wake_first(kl_zsock *zs, kl_zwaitq *q) {
-    kl_zwaiter *w = q->head;
+static void kl_zsock_wake_first(kl_zsock *zs, kl_waitq *q) {
+    kl_waiter *w = q->head;
     if (!w) return;
-    kl_zwaitq_remove(q, w);
+    kl_waitq_remove(q, w);
     kl_loop_wake(zs->loop, w->co);
 }
 
@@ -272,7 +238,7 @@ static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out, int *events) {
 int kl_zsock_recv(kl_zsock *zs, kl_frames *out) {
     kl_coro *co = kl_coro_current();
     assert(co != NULL);
-    kl_zwaiter w = {.co = co};
+    kl_waiter w = {.co = co};
     int rc;
     zs->busy++;
     for (;;) {
@@ -286,9 +252,9 @@ int kl_zsock_recv(kl_zsock *zs, kl_frames *out) {
         /* A message that arrived during the attempt was announced on ZMQ_FD, and reading
          * ZMQ_EVENTS just cleared that; nobody would wake us for it. */
         if (ev & ZMQ_POLLIN) continue;
-        kl_zwaitq_push(&zs->readers, &w);
+        kl_waitq_push(&zs->readers, &w);
         kl_loop_park(zs->loop);
-        kl_zwaitq_remove(&zs->readers, &w);
+        kl_waitq_remove(&zs->readers, &w);
     }
     zs->busy--;
     kl_zsock_maybe_free(zs);
@@ -308,7 +274,7 @@ static void kl_zsock_wait_writable(kl_zsock *zs, kl_coro *co) {
 int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
     kl_coro *co = kl_coro_current();
     assert(co != NULL);
-    kl_zwaiter w = {.co = co};
+    kl_waiter w = {.co = co};
     int rc = 0;
     zs->busy++;
     if (!zs->slot_holder && !zs->closing) {
@@ -316,9 +282,9 @@ int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
     } else {
         /* The releasing sender hands the slot over directly, so the queue order is kept even
          * if a newcomer calls send before the woken coroutine gets to run. */
-        kl_zwaitq_push(&zs->senders, &w);
+        kl_waitq_push(&zs->senders, &w);
         while (zs->slot_holder != co && !zs->closing) kl_loop_park(zs->loop);
-        kl_zwaitq_remove(&zs->senders, &w);
+        kl_waitq_remove(&zs->senders, &w);
     }
     if (zs->closing) {
         rc = -ECANCELED;
