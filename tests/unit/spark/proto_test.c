@@ -14,33 +14,11 @@
 #include "spark/proto/kindling_rpc_status.pb-c.h"
 #include "spark/proto/kindling_spark_connect.pb-c.h"
 
+#include "hexfile.h"
+
 #define VECTOR(name) KL_TEST_DATA "/proto/" name
 
 /* ---- Reading the vectors -------------------------------------------------------------------- */
-
-static uint8_t *read_hex(const char *path, size_t *len) {
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "cannot open %s", path);
-    size_t cap = 4096, n = 0;
-    uint8_t *out = malloc(cap);
-    int hi = -1, c;
-    while ((c = fgetc(f)) != EOF) {
-        if (isspace(c)) continue;
-        cr_assert(isxdigit(c), "%s: not hex: '%c'", path, c);
-        int v = isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
-        if (hi < 0) {
-            hi = v;
-            continue;
-        }
-        if (n == cap) out = realloc(out, cap *= 2);
-        out[n++] = (uint8_t)(hi << 4 | v);
-        hi = -1;
-    }
-    fclose(f);
-    cr_assert_eq(hi, -1, "%s: odd number of hex digits", path);
-    *len = n;
-    return out;
-}
 
 /* The expectation files are flat JSON objects whose values are strings, numbers or booleans;
  * a few lines of parsing spare the test a JSON library. Every key must be checked by the test
