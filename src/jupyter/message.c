@@ -1,6 +1,8 @@
 /* Jupyter messages: decoding frames into jansson objects and encoding them back. */
 #include "jupyter/message.h"
 
+#include "jupyter/jsontext.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,7 +133,8 @@ int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err,
             goto done;
         }
         if (!json_is_object(v)) {
-            snprintf(err, errlen, "%s must be a JSON object, not %s", part_names[i], kl_json_kind(v));
+            snprintf(err, errlen, "%s must be a JSON object, not %s", part_names[i],
+                     kl_json_kind(v));
             json_decref(v);
             status = KL_MSG_EJSON;
             goto done;
@@ -174,13 +177,14 @@ int kl_msg_encode(const kl_msg *m, const kl_signer *s, kl_frames *out) {
      * JSON for the Python side. */
     char *text[4] = {NULL, NULL, NULL, NULL};
     json_t *parts[4] = {m->header, m->parent_header, m->metadata, m->content};
+    kl_slice slices[4];
     int rc = -ENOMEM;
     for (int i = 0; i < 4; i++) {
-        text[i] = parts[i] ? json_dumps(parts[i], JSON_COMPACT | JSON_ENCODE_ANY) : strdup("{}");
+        size_t n = 2;
+        text[i] = parts[i] ? kl_jsontext_dump(parts[i], &n) : strdup("{}");
         if (!text[i]) goto out;
+        slices[i] = (kl_slice){text[i], n};
     }
-    kl_slice slices[4];
-    for (int i = 0; i < 4; i++) slices[i] = (kl_slice){text[i], strlen(text[i])};
     char sig[KL_SIG_HEX_MAX];
     if (kl_signer_sign(s, slices, sig) < 0) goto out;
 
@@ -212,9 +216,25 @@ json_t *kl_msg_header_new(const char *msg_type, const char *session, const char 
     if (kl_uuid_v4(id) < 0) return NULL;
     char date[32];
     kl_iso8601_now(date);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "msg_id", id, "session",
-                     session ? session : "", "username", username ? username : "", "date", date,
-                     "msg_type", msg_type ? msg_type : "", "version", PROTOCOL_VERSION);
+    /* Built field by field: this runs for every message the kernel sends, and json_pack's format
+     * parsing and UTF-8 checks cost more than the rest of the header. The strings are either ours
+     * (ASCII) or came out of a decoded header, which jansson has already validated. */
+    const char *fields[6][2] = {{"msg_id", id},
+                                {"session", session ? session : ""},
+                                {"username", username ? username : ""},
+                                {"date", date},
+                                {"msg_type", msg_type ? msg_type : ""},
+                                {"version", PROTOCOL_VERSION}};
+    json_t *h = json_object();
+    if (!h) return NULL;
+    for (int i = 0; i < 6; i++) {
+        json_t *v = json_stringn_nocheck(fields[i][1], strlen(fields[i][1]));
+        if (!v || json_object_set_new_nocheck(h, fields[i][0], v) != 0) {
+            json_decref(h);
+            return NULL;
+        }
+    }
+    return h;
 }
 
 int kl_msg_init_child(kl_msg *out, const kl_msg *parent, const char *msg_type, const char *session,
@@ -228,8 +248,10 @@ int kl_msg_init_child(kl_msg *out, const kl_msg *parent, const char *msg_type, c
             if (add_shared(&out->idents, &parent->idents.v[i]) < 0) goto fail;
         }
     }
+    /* Shared, not copied: a decoded header is never modified, and every reply and IOPub message
+     * of a request carries it. */
     out->parent_header =
-        parent && json_is_object(parent->header) ? json_deep_copy(parent->header) : json_object();
+        parent && json_is_object(parent->header) ? json_incref(parent->header) : json_object();
     out->header = kl_msg_header_new(msg_type, session, username);
     out->metadata = json_object();
     out->content = content ? content : json_object();

@@ -38,7 +38,8 @@ int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err,
  * m is not modified. 0 or -ENOMEM. */
 int kl_msg_encode(const kl_msg *m, const kl_signer *s, kl_frames *out);
 
-/* A new header object: msg_id (UUID), session, username, date (now), msg_type, version 5.5. */
+/* A new header object: msg_id (UUID), session, username, date (now), msg_type, version 5.5.
+ * The strings must be valid UTF-8 (they are not checked again). */
 json_t *kl_msg_header_new(const char *msg_type, const char *session, const char *username);
 /* Initialises out as a message of type msg_type whose parent is parent (NULL: no parent, {}).
  * Identities are copied from the parent; content is stolen (NULL means {}). */

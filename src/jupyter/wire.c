@@ -104,6 +104,15 @@ int kl_signer_init(kl_signer *s, const char *scheme, const char *key, size_t key
     }
     memcpy(s->key, key, keylen);
     s->keylen = keylen;
+    s->keyed = hmac_start(md, s->key, s->keylen);
+    if (!s->keyed) {
+        EVP_MD_free(md);
+        OPENSSL_cleanse(s->key, s->keylen);
+        free(s->key);
+        memset(s, 0, sizeof *s);
+        snprintf(err, errlen, "signature scheme \"%s\": cannot key the HMAC", scheme);
+        return -1;
+    }
     s->md = md;
     return 0;
 }
@@ -113,6 +122,7 @@ void kl_signer_free(kl_signer *s) {
         OPENSSL_cleanse(s->key, s->keylen);
         free(s->key);
     }
+    EVP_MAC_CTX_free(s->keyed);
     /* md came from EVP_MD_fetch, so it is reference-counted and ours to release. */
     EVP_MD_free((EVP_MD *)s->md);
     memset(s, 0, sizeof *s);
@@ -125,7 +135,7 @@ bool kl_signer_enabled(const kl_signer *s) {
 int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_HEX_MAX]) {
     hex[0] = '\0';
     if (!kl_signer_enabled(s)) return 0;
-    EVP_MAC_CTX *ctx = hmac_start(s->md, s->key, s->keylen);
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(s->keyed);
     if (!ctx) return -ENOMEM;
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;

@@ -8,7 +8,7 @@
 
 #include "runtime/zsock.h"
 
-#define KL_WIRE_DELIM "<IDS|MSG>"
+#define KL_WIRE_DELIM  "<IDS|MSG>"
 #define KL_SIG_HEX_MAX 129 /* 64-byte digest in hex and the NUL */
 
 typedef struct kl_slice {
@@ -20,6 +20,9 @@ typedef struct kl_signer {
     const void *md;     /* const EVP_MD *, NULL when signing is off (empty key) */
     unsigned char *key; /* owned */
     size_t keylen;
+    /* EVP_MAC_CTX * keyed once at init; each signature works on a copy of it, because keying
+     * (digest lookup by name, key schedule) costs more than hashing a whole message. */
+    void *keyed;
 } kl_signer;
 
 /* scheme is "hmac-<digest>" with any digest OpenSSL knows by name (hmac-sha256, hmac-sha512,
@@ -36,9 +39,9 @@ bool kl_signer_verify(const kl_signer *s, const kl_slice parts[4], const void *s
 
 /* A message split into its parts; slices point into the frames they came from. */
 typedef struct kl_wire_parts {
-    size_t n_idents;   /* frames before the delimiter */
+    size_t n_idents; /* frames before the delimiter */
     kl_slice sig;
-    kl_slice json[4];  /* header, parent_header, metadata, content */
+    kl_slice json[4];               /* header, parent_header, metadata, content */
     size_t first_buffer, n_buffers; /* frame index of the first raw buffer, and count */
 } kl_wire_parts;
 

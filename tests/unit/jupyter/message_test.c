@@ -284,7 +284,8 @@ Test(message, child_of_a_request) {
     cr_assert_eq(child.idents.n, 2);
     cr_assert(frame_is(&child.idents, 1, "peer-2"));
     cr_assert(json_equal(child.parent_header, msg.header));
-    cr_assert_neq(child.parent_header, msg.header, "parent header must be a copy");
+    cr_assert_eq(child.parent_header, msg.header, "the parent header is shared, not copied");
+    cr_assert_gt(msg.header->refcount, 1, "sharing must hold a reference of its own");
     cr_assert_str_eq(kl_msg_type(&child), "status");
     cr_assert_str_eq(kl_msg_session(&child), "kernel-sess");
     cr_assert_str_eq(kl_msg_username(&child), "u");
