@@ -4,6 +4,7 @@
 #include "jupyter/jsontext.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -98,6 +99,29 @@ static int check_header(json_t *h, char *err, size_t errlen) {
     return KL_MSG_OK;
 }
 
+/* Deepest nesting of brackets outside strings. jansson parses, copies and frees recursively, and
+ * the kernel does that on coroutine stacks, so depth is bounded before any of it starts. */
+static int json_depth(const char *s, size_t len) {
+    int depth = 0, max = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max) max = depth;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return max;
+}
+
 int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err, size_t errlen) {
     kl_msg_init(out);
     kl_wire_parts parts;
@@ -123,6 +147,12 @@ int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err,
 
     json_t **dst[4] = {&out->header, &out->parent_header, &out->metadata, &out->content};
     for (int i = 0; i < 4; i++) {
+        if (json_depth(parts.json[i].data, parts.json[i].len) > KL_MSG_MAX_DEPTH) {
+            snprintf(err, errlen, "%s is nested deeper than %d levels", part_names[i],
+                     KL_MSG_MAX_DEPTH);
+            status = KL_MSG_EJSON;
+            goto done;
+        }
         json_error_t jerr;
         /* DECODE_ANY only so that a scalar gets the clearer "not an object" message below. */
         json_t *v = json_loadb(parts.json[i].data, parts.json[i].len, JSON_DECODE_ANY, &jerr);

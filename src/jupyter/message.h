@@ -18,6 +18,10 @@ typedef struct kl_msg {
     kl_frames buffers;
 } kl_msg;
 
+/* JSON frames nested deeper than this are refused (KL_MSG_EJSON): Jupyter messages need a
+ * handful of levels, and parsing is recursive. */
+#define KL_MSG_MAX_DEPTH 128
+
 typedef enum {
     KL_MSG_OK = 0,
     KL_MSG_EFRAMES = -1, /* framing: no delimiter or too few frames */

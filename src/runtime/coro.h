@@ -10,7 +10,10 @@
 typedef struct kl_coro kl_coro;
 typedef void (*kl_coro_fn)(void *arg);
 
-#define KL_CORO_DEFAULT_STACK (64 * 1024)
+/* Virtual size: only the pages a coroutine touches become resident, so headroom for recursive
+ * work (JSON of KL_MSG_MAX_DEPTH levels is parsed, copied and freed recursively) costs no memory
+ * until used. */
+#define KL_CORO_DEFAULT_STACK (256 * 1024)
 
 /* Returns a new coroutine that will call fn(arg) on first resume, or NULL (errno set).
  * stack_size 0 means KL_CORO_DEFAULT_STACK; it is rounded up to whole pages. The caller owns the

@@ -388,6 +388,9 @@ def _junk(session: Session) -> list[list[bytes]]:
         _sign(session, [j(_header(session, msg_type="no_such_request")), b"{}", b"{}", b"{}"]),
         _sign(session, [j(_header(session, msg_type="execute_request")), b"{}", b"{}", j({"code": 5})]),
         _sign(session, [j(_header(session, msg_type="execute_request")), b"{}", b"{}", b"[]"]),
+        # Nesting deep enough to overflow a recursive parser's stack: refused before parsing.
+        _sign(session, [j(_header(session)), b"{}", b"{}", b'{"a":' * 2000 + b"1" + b"}" * 2000]),
+        _sign(session, [j(_header(session)), b"{}", b"[" * 100000 + b"]" * 100000, b"{}"]),
     ]
 
 

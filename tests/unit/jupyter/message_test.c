@@ -320,3 +320,39 @@ Test(message, unsigned_session) {
     kl_msg_clear(&out);
     kl_signer_free(&off);
 }
+
+/* Builds {"a":{"a":...1...}} nested depth levels deep; caller frees. */
+static char *nested(int depth) {
+    char *s = malloc((size_t)depth * 6 + 2), *p = s;
+    for (int i = 0; i < depth; i++) p = memcpy(p, "{\"a\":", 5) + 5;
+    *p++ = '1';
+    for (int i = 0; i < depth; i++) *p++ = '}';
+    *p = 0;
+    return s;
+}
+
+Test(message, nesting_at_the_limit_decodes_and_beyond_is_refused) {
+    static const char *const id[] = {"who"};
+    char *ok = nested(KL_MSG_MAX_DEPTH);
+    const char *const json_ok[4] = {GOOD_HEADER, "{}", "{}", ok};
+    build_signed(id, 1, json_ok);
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &msg, err, sizeof err), KL_MSG_OK, "%s", err);
+    kl_msg_clear(&msg);
+    kl_frames_clear(&frames);
+
+    /* Brackets inside strings do not count. */
+    const char *const json_str[4] = {GOOD_HEADER, "{}", "{}", "{\"s\": \"[[[[[[[[[[\\\"{{{{\"}"};
+    build_signed(id, 1, json_str);
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &msg, err, sizeof err), KL_MSG_OK, "%s", err);
+    kl_msg_clear(&msg);
+    kl_frames_clear(&frames);
+
+    char *deep = nested(KL_MSG_MAX_DEPTH + 1);
+    const char *const json_deep[4] = {GOOD_HEADER, "{}", "{}", deep};
+    build_signed(id, 1, json_deep);
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &msg, err, sizeof err), KL_MSG_EJSON);
+    cr_assert(strstr(err, "nested deeper") != NULL, "%s", err);
+    cr_assert_eq(msg.idents.n, 1, "identities are kept on error");
+    free(ok);
+    free(deep);
+}
