@@ -327,6 +327,7 @@ def render_markdown(kernels: list[Kernel], medians: dict, raw: dict, args: argpa
                  f"average {mach['loadavg_at_start'][0]:.2f} at the start and "
                  f"{mach['loadavg_at_end'][0]:.2f} at the end (which includes the run itself: it "
                  "keeps both CPUs busy)")
+    lines.append(f"- Kindling source: {raw['source']}")
     lines.append(f"- command: `{command}`")
     if "kindling" in by_key:
         kd = medians["kindling"]
@@ -343,6 +344,19 @@ def render_markdown(kernels: list[Kernel], medians: dict, raw: dict, args: argpa
                   f"{'yes' if max(kd['kernel_info_1'], kd['kernel_info_100']) >= 20000 else 'no'}"
                   " |"]
     return "\n".join(lines) + "\n"
+
+
+def source_state() -> str:
+    """The commit the measured binary was built from, and whether the tree had local changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src",
+                                "CMakeLists.txt", "cmake"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes under src/" if dirty else "")
 
 
 def machine_info() -> dict:
@@ -392,7 +406,7 @@ def main() -> int:
         [Path(sys.executable).name, *sys.argv])
     raw: dict = {"machine": machine_info(), "config": {
         "repeats": args.repeats, "duration_s": args.duration, "warmup_s": args.warmup,
-        "idle_s": args.idle}, "command": command}
+        "idle_s": args.idle}, "command": command, "source": source_state()}
     for k in kernels:
         raw[k.key] = {"version": k.version, "argv": k.argv, "exec_code": k.exec_code,
                       "startup_ms": [], "idle_rss_mib": [], "idle_rss_anon_mib": [],

@@ -6,8 +6,10 @@
 #   spark_server.sh start [--port N] [--state-dir DIR] [--owner-pid PID] [--no-verify]
 #                         [--timeout SECONDS] [--master MASTER] [--token TOKEN]
 #       Starts a server bound to 127.0.0.1 (a free port unless --port), waits until it answers,
-#       and prints its sc:// URL on stdout. With --owner-pid the server is stopped as soon as that
-#       process exits, so a crashed or killed test run leaves nothing behind.
+#       and prints its sc:// URL on stdout. With --token the server requires that bearer token
+#       ("--token auto" makes a random one) and the URL carries it (";token=..."). With --owner-pid
+#       the server is stopped as soon as that process exits, so a crashed or killed test run leaves
+#       nothing behind.
 #   spark_server.sh stop   [--state-dir DIR]   stops the whole process group
 #   spark_server.sh status [--state-dir DIR]   prints the URL and exits 0 while running, else 1
 #
@@ -122,7 +124,10 @@ start_server() {
     export JAVA_HOME
   fi
   [[ -n "$port" ]] || port="$(free_port)"
-  mkdir -p "$state_dir" "$log_dir" "$state_dir/warehouse" "$state_dir/local"
+  # The URL file may hold the token: keep the state dir private.
+  mkdir -p -m 700 "$state_dir"
+  mkdir -p "$log_dir" "$state_dir/warehouse" "$state_dir/local"
+  [[ "$token" != auto ]] || token="$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
 
   local -a conf=(
     --conf "spark.connect.grpc.binding.address=127.0.0.1"
@@ -164,16 +169,18 @@ start_server() {
     sleep 0.5
   done
   local url="sc://127.0.0.1:$port"
+  [[ -z "$token" ]] || url="$url/;token=$token"
   if ((verify)); then
+    # PySpark sends a token without TLS only to a host spelled "localhost" (gRPC local credentials).
     local vurl="$url"
-    [[ -z "$token" ]] || vurl="$url/;token=$token"
+    [[ -z "$token" ]] || vurl="sc://localhost:$port/;token=$token"
     if ! verify_server "$vurl" "$version" >"$log_dir/verify.out" 2>&1; then
       cat "$log_dir/verify.out" >&2
       stop_server
       die "the server on port $port does not answer Spark Connect calls"
     fi
   fi
-  echo "$url" >"$url_file"
+  (umask 077 && echo "$url" >"$url_file")
 
   if [[ -n "$owner_pid" ]]; then
     # A detached watchdog: stop the server once its owner is gone, however the owner ended.

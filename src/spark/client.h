@@ -1,0 +1,71 @@
+/* Typed Spark Connect calls for one session, on a kl_grpc_channel: the requests are packed and the
+ * responses unpacked with protobuf-c (spark/proto/kindling_spark_connect.pb-c.h).
+ *
+ * Every request carries the session id, the user context, a client_type of "kindling/<version>"
+ * and, once the server has named its side of the session (Spark 4.0+), that id, so a restarted
+ * server is noticed (INVALID_HANDLE.SESSION_CHANGED). Loop thread only; the functions that wait
+ * must run in a coroutine. Statuses are filled on every return; clear them with
+ * kl_grpc_status_clear. */
+#ifndef KL_SPARK_CLIENT_H
+#define KL_SPARK_CLIENT_H
+
+#include <stdbool.h>
+
+#include "spark/grpc.h"
+#include "spark/proto/kindling_spark_connect.pb-c.h"
+
+#define KL_SPARK_SERVICE "/spark.connect.SparkConnectService/"
+
+typedef struct kl_spark_client kl_spark_client;
+typedef struct kl_spark_exec kl_spark_exec;
+
+/* session_id NULL: a fresh UUID; user_id NULL: $USER, else "kindling". The client borrows ch,
+ * which must outlive it. Returns NULL only when no random UUID could be made. */
+kl_spark_client *kl_spark_client_new(kl_grpc_channel *ch, const char *session_id,
+                                     const char *user_id);
+void kl_spark_client_free(kl_spark_client *c);
+const char *kl_spark_client_session_id(const kl_spark_client *c);
+/* The server's id for this session (from any response), or NULL before the first answer. */
+const char *kl_spark_client_server_session_id(const kl_spark_client *c);
+
+/* Coroutine: AnalyzePlan spark_version. 0 with *version (caller frees), or -1. opt may be NULL. */
+int kl_spark_client_version(kl_spark_client *c, const kl_grpc_call_opts *opt, char **version,
+                            kl_grpc_status *st);
+/* Coroutine: Config get of one key. 0 with *value (caller frees; NULL when the server sent no
+ * value), or -1. A key the server does not know fails with its error. */
+int kl_spark_client_config_get(kl_spark_client *c, const char *key, const kl_grpc_call_opts *opt,
+                               char **value, kl_grpc_status *st);
+
+typedef struct kl_spark_exec_opts {
+    kl_grpc_call_opts call;
+    bool reattachable;        /* the stream ends with result_complete and may be reattached */
+    const char *operation_id; /* a UUID; NULL: a fresh one */
+} kl_spark_exec_opts;
+
+/* Starts ExecutePlan of a SQL query as the plan's root relation, so the server streams its rows:
+ * a schema, Arrow batches, metrics (and result_complete when reattachable). opt may be NULL. */
+kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
+                                           const kl_spark_exec_opts *opt);
+const char *kl_spark_exec_operation_id(const kl_spark_exec *e);
+/* Coroutine: the next response, unpacked. Returns 1 with *resp (free with
+ * spark__connect__execute_plan_response__free_unpacked(*resp, NULL)), 0 at a clean end, -1 at a
+ * failed end (st set). A response that does not decode ends the call with INTERNAL. */
+int kl_spark_exec_next(kl_spark_exec *e, Spark__Connect__ExecutePlanResponse **resp,
+                       kl_grpc_status *st);
+/* Any thread: cancels the RPC. The server stops a non-reattachable operation with it; a
+ * reattachable one keeps running until interrupted (kl_spark_client_interrupt). */
+void kl_spark_exec_cancel(kl_spark_exec *e);
+void kl_spark_exec_free(kl_spark_exec *e); /* cancels first if still running */
+
+/* Coroutine: Interrupt one operation (operation_id) or, with NULL, every operation of the
+ * session. 0 or -1. */
+int kl_spark_client_interrupt(kl_spark_client *c, const char *operation_id,
+                              const kl_grpc_call_opts *opt, kl_grpc_status *st);
+/* Coroutine: ReleaseExecute release_all: the server may drop a reattachable operation's results. */
+int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
+                                    const kl_grpc_call_opts *opt, kl_grpc_status *st);
+/* Coroutine: ReleaseSession (Spark 4.0+): the server drops the session and its state. */
+int kl_spark_client_release_session(kl_spark_client *c, const kl_grpc_call_opts *opt,
+                                    kl_grpc_status *st);
+
+#endif
