@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "kernel/sql.h"
 #include "runtime/log.h"
 
 static bool flag(json_t *content, const char *key, bool dflt) {
@@ -139,11 +140,7 @@ static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) 
 }
 
 static void run_code(kl_magic_ctx *c, const char *code, const kl_segment *seg) {
-    (void)code;
-    (void)seg;
-    kl_ctx_error(c, "NoSparkEndpoint",
-                 "this cell holds SQL, but no Spark Connect endpoint is configured yet; "
-                 "magics work (%%lsmagic lists them)");
+    kl_sql_run(c, code + seg->body_start, seg->body_len, 0);
 }
 
 /* Owns copies of the texts: the store runs after the request (and its strings) are gone. The

@@ -10,6 +10,7 @@
 #include "kernel/comm.h"
 #include "kernel/dispatch.h"
 #include "kernel/execute.h"
+#include "kernel/sql.h"
 #include "kernel/tenant.h"
 #include "kl_version.h"
 #include "runtime/log.h"
@@ -111,6 +112,7 @@ static void interrupt_one(const char *key, void *value, void *arg) {
     if (!t->busy) return;
     t->interrupted = true;
     if (t->interruptible_wait) kl_loop_wake(k->loop, t->coro);
+    if (t->interrupt_hook) t->interrupt_hook(t->interrupt_arg);
 }
 
 void kl_kernel_interrupt_all(kl_kernel *k) {
@@ -304,6 +306,7 @@ static void closer(void *arg) {
     kl_kernel_interrupt_all(k);
     for (int waited = 0; waited < SHUTDOWN_GRACE_MS && kl_tenant_any_busy(k); waited += 10)
         kl_loop_sleep(k->loop, 10);
+    kl_sql_shutdown(k->sql);
     kl_tenant_close_all(k);
     close_sockets(k);
     if (k->heartbeat) kl_heartbeat_stop(k->heartbeat);
@@ -412,6 +415,7 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     }
     kl_builtin_magics_register(k->magics);
     kl_comm_register_builtin(k->comms);
+    k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
 
     if (open_socket(k, &k->shell, ZMQ_ROUTER, KL_CH_SHELL, err, errlen) ||
         open_socket(k, &k->control, ZMQ_ROUTER, KL_CH_CONTROL, err, errlen) ||
@@ -449,6 +453,7 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
 static void teardown(kl_kernel *k) {
     if (k->shell || k->iopub) close_sockets(k);
     if (k->heartbeat) kl_heartbeat_stop(k->heartbeat);
+    kl_sql_free(k->sql);
     if (k->history_pool) kl_pool_free(k->history_pool);
     if (k->pool) kl_pool_free(k->pool);
     kl_history_close(k->history);

@@ -20,8 +20,9 @@
 typedef struct kl_kernel_options {
     const char *connection_file;
     const char *history_file; /* NULL: the default location; "" : no history on disk */
-    const char *spark_remote; /* kept for the Spark bridge; unused yet */
+    const char *spark_remote; /* sc:// URL or "local"; NULL: $SPARK_REMOTE, else local */
     int pool_threads;         /* 0: default */
+    long display_limit;       /* rows shown per result; 0: KL_SQL_DEFAULT_DISPLAY_LIMIT */
 } kl_kernel_options;
 
 typedef struct kl_comm_manager kl_comm_manager;
@@ -46,6 +47,7 @@ typedef struct kl_kernel {
     unsigned long bad_messages;
     kl_strmap *tenants;  /* client session id -> kl_tenant */
     kl_comm_manager *comms;
+    struct kl_sql *sql;
     struct kl_input_wait *inputs; /* pending input_requests */
     uv_signal_t sigint, sigterm;
     bool shutting_down;

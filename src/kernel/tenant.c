@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "kernel/dispatch.h"
+#include "kernel/sql.h"
+#include "spark/client.h"
 #include "runtime/log.h"
 
 /* Deep enough that a burst of requests from a fast client is queued without parking the shell
@@ -58,6 +60,7 @@ static void tenant_main(void *arg) {
         kl_msg_free(m);
     }
     kl_strmap_del(k->tenants, t->session);
+    kl_sql_tenant_free(t);
     kl_chan_free(t->inbox);
     free(t->front);
     free(t->session);

@@ -22,6 +22,12 @@ struct kl_tenant {
     bool busy;               /* handling a request */
     bool interrupted;        /* an interrupt arrived while busy */
     bool interruptible_wait; /* parked where an interrupt may wake it */
+    /* Set while the tenant waits on something an interrupt must cut short (a Spark stream):
+     * called with interrupt_arg when an interrupt arrives. Any thread may be blocked elsewhere;
+     * the hook runs on the loop thread. */
+    void (*interrupt_hook)(void *arg);
+    void *interrupt_arg;
+    struct kl_spark_client *spark; /* this connection's Spark session, made on first use */
     /* Requests taken out of the inbox when a cell failed with stop_on_error: they are handled
      * before the inbox, and those marked aborted are answered "aborted" instead of run. */
     struct kl_queued *front;

@@ -180,8 +180,9 @@ int kl_spark_client_config_get(kl_spark_client *c, const char *key, const kl_grp
     return rc;
 }
 
-kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
-                                           const kl_spark_exec_opts *opt) {
+/* Starts ExecutePlan of plan (borrowed: packed here, before returning). */
+static kl_spark_exec *execute_plan(kl_spark_client *c, Spark__Connect__Plan *plan,
+                                   const kl_spark_exec_opts *opt) {
     static const kl_spark_exec_opts no_opts = {0};
     if (!opt) opt = &no_opts;
     kl_spark_exec *e = calloc(1, sizeof *e);
@@ -195,14 +196,6 @@ kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
         e->operation_id = xstrdup(uuid);
     }
 
-    Spark__Connect__SQL q = SPARK__CONNECT__SQL__INIT;
-    q.query = (char *)sql;
-    Spark__Connect__Relation rel = SPARK__CONNECT__RELATION__INIT;
-    rel.rel_type_case = SPARK__CONNECT__RELATION__REL_TYPE_SQL;
-    rel.sql = &q;
-    Spark__Connect__Plan plan = SPARK__CONNECT__PLAN__INIT;
-    plan.op_type_case = SPARK__CONNECT__PLAN__OP_TYPE_ROOT;
-    plan.root = &rel;
     Spark__Connect__ReattachOptions ro = SPARK__CONNECT__REATTACH_OPTIONS__INIT;
     ro.has_reattachable = true;
     ro.reattachable = true;
@@ -215,7 +208,7 @@ kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
 
     Spark__Connect__ExecutePlanRequest req = SPARK__CONNECT__EXECUTE_PLAN_REQUEST__INIT;
     FILL_COMMON(req, c);
-    req.plan = &plan;
+    req.plan = plan;
     req.operation_id = e->operation_id;
     if (opt->reattachable) {
         req.n_request_options = 1;
@@ -226,6 +219,50 @@ kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
     e->s = kl_grpc_stream_open(c->ch, KL_SPARK_SERVICE "ExecutePlan", buf, len, &opt->call);
     free(buf);
     return e;
+}
+
+kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
+                                           const kl_spark_exec_opts *opt) {
+    Spark__Connect__SQL q = SPARK__CONNECT__SQL__INIT;
+    q.query = (char *)sql;
+    Spark__Connect__Relation rel = SPARK__CONNECT__RELATION__INIT;
+    rel.rel_type_case = SPARK__CONNECT__RELATION__REL_TYPE_SQL;
+    rel.sql = &q;
+    Spark__Connect__Plan plan = SPARK__CONNECT__PLAN__INIT;
+    plan.op_type_case = SPARK__CONNECT__PLAN__OP_TYPE_ROOT;
+    plan.root = &rel;
+    return execute_plan(c, &plan, opt);
+}
+
+kl_spark_exec *kl_spark_client_execute_command(kl_spark_client *c, const char *sql,
+                                               const kl_spark_exec_opts *opt) {
+    Spark__Connect__SqlCommand cmd = SPARK__CONNECT__SQL_COMMAND__INIT;
+    cmd.sql = (char *)sql;
+    Spark__Connect__Command command = SPARK__CONNECT__COMMAND__INIT;
+    command.command_type_case = SPARK__CONNECT__COMMAND__COMMAND_TYPE_SQL_COMMAND;
+    command.sql_command = &cmd;
+    Spark__Connect__Plan plan = SPARK__CONNECT__PLAN__INIT;
+    plan.op_type_case = SPARK__CONNECT__PLAN__OP_TYPE_COMMAND;
+    plan.command = &command;
+    return execute_plan(c, &plan, opt);
+}
+
+kl_spark_exec *kl_spark_client_execute_relation(kl_spark_client *c, Spark__Connect__Relation *rel,
+                                                int32_t limit, const kl_spark_exec_opts *opt) {
+    Spark__Connect__Limit lim = SPARK__CONNECT__LIMIT__INIT;
+    Spark__Connect__Relation wrapped = SPARK__CONNECT__RELATION__INIT;
+    Spark__Connect__Plan plan = SPARK__CONNECT__PLAN__INIT;
+    plan.op_type_case = SPARK__CONNECT__PLAN__OP_TYPE_ROOT;
+    plan.root = rel;
+    if (limit >= 0) {
+        lim.input = rel;
+        lim.has_limit = true;
+        lim.limit = limit;
+        wrapped.rel_type_case = SPARK__CONNECT__RELATION__REL_TYPE_LIMIT;
+        wrapped.limit = &lim;
+        plan.root = &wrapped;
+    }
+    return execute_plan(c, &plan, opt);
 }
 
 const char *kl_spark_exec_operation_id(const kl_spark_exec *e) {
@@ -318,4 +355,18 @@ int kl_spark_client_release_session(kl_spark_client *c, const kl_grpc_call_opts 
         return -1;
     protobuf_c_message_free_unpacked(m, NULL);
     return 0;
+}
+
+int kl_spark_client_fetch_error_details(kl_spark_client *c, const char *error_id,
+                                        const kl_grpc_call_opts *opt, kl_grpc_bytes *resp,
+                                        kl_grpc_status *st) {
+    Spark__Connect__FetchErrorDetailsRequest req =
+        SPARK__CONNECT__FETCH_ERROR_DETAILS_REQUEST__INIT;
+    FILL_COMMON(req, c);
+    req.error_id = (char *)error_id;
+    size_t len;
+    uint8_t *buf = pack(&req.base, &len);
+    int rc = kl_grpc_unary(c->ch, KL_SPARK_SERVICE "FetchErrorDetails", buf, len, opt, resp, st);
+    free(buf);
+    return rc;
 }

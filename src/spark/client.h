@@ -46,6 +46,16 @@ typedef struct kl_spark_exec_opts {
  * a schema, Arrow batches, metrics (and result_complete when reattachable). opt may be NULL. */
 kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,
                                            const kl_spark_exec_opts *opt);
+/* Starts ExecutePlan of a SqlCommand, as the official clients run spark.sql(): a command (DDL,
+ * SET, SHOW, INSERT...) runs at once and its rows come back as a LocalRelation in
+ * sql_command_result; a query does not run, and sql_command_result echoes its relation, to be
+ * executed with kl_spark_client_execute_relation. */
+kl_spark_exec *kl_spark_client_execute_command(kl_spark_client *c, const char *sql,
+                                               const kl_spark_exec_opts *opt);
+/* Starts ExecutePlan of rel (borrowed; packed before returning) as the plan's root, wrapped in a
+ * Limit of limit rows when limit >= 0. */
+kl_spark_exec *kl_spark_client_execute_relation(kl_spark_client *c, Spark__Connect__Relation *rel,
+                                                int32_t limit, const kl_spark_exec_opts *opt);
 const char *kl_spark_exec_operation_id(const kl_spark_exec *e);
 /* Coroutine: the next response, unpacked. Returns 1 with *resp (free with
  * spark__connect__execute_plan_response__free_unpacked(*resp, NULL)), 0 at a clean end, -1 at a
@@ -64,6 +74,12 @@ int kl_spark_client_interrupt(kl_spark_client *c, const char *operation_id,
 /* Coroutine: ReleaseExecute release_all: the server may drop a reattachable operation's results. */
 int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
                                     const kl_grpc_call_opts *opt, kl_grpc_status *st);
+/* Coroutine: FetchErrorDetails (Spark 4.0+) for the errorId an error's ErrorInfo carried; the raw
+ * response for kl_spark_error_add_details (caller frees resp->data). 0 or -1; a 3.5 server
+ * answers UNIMPLEMENTED. */
+int kl_spark_client_fetch_error_details(kl_spark_client *c, const char *error_id,
+                                        const kl_grpc_call_opts *opt, kl_grpc_bytes *resp,
+                                        kl_grpc_status *st);
 /* Coroutine: ReleaseSession (Spark 4.0+): the server drops the session and its state. */
 int kl_spark_client_release_session(kl_spark_client *c, const kl_grpc_call_opts *opt,
                                     kl_grpc_status *st);
