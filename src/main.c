@@ -38,8 +38,11 @@ static const char *KERNEL_USAGE =
     "                              $KINDLING_HISTORY_FILE, else $JUPYTER_DATA_DIR/kindling/\n"
     "                              history.sqlite, else ~/.local/share/jupyter/kindling/...\n"
     "      --no-history            keep no history on disk\n"
-    "      --spark-remote URL      Spark Connect endpoint (sc://host:port/;params); overrides\n"
-    "                              SPARK_REMOTE\n"
+    "      --spark-remote URL      Spark Connect endpoint (sc://host:port/;params), or local;\n"
+    "                              overrides SPARK_REMOTE. With neither, the kernel starts a\n"
+    "                              local Spark Connect server itself (SPARK_HOME, or the pyspark\n"
+    "                              package of $VIRTUAL_ENV or python3; needs Java 17+)\n"
+    "      --display-limit N       rows shown per result (default 1000); %%sql --limit N per cell\n"
     "  -h, --help                  this text\n"
     "\n"
     "Logs go to stderr. SIGINT interrupts the running cells; SIGTERM shuts down cleanly.\n";
@@ -67,6 +70,7 @@ static int cmd_kernel(int argc, char **argv) {
         {"history-file", required_argument, NULL, 'H'},
         {"no-history", no_argument, NULL, 'N'},
         {"spark-remote", required_argument, NULL, 'r'},
+        {"display-limit", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -94,6 +98,17 @@ static int cmd_kernel(int argc, char **argv) {
         case 'H': o.history_file = optarg; break;
         case 'N': o.history_file = ""; break;
         case 'r': o.spark_remote = optarg; break;
+        case 'L': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 10000000) {
+                fprintf(stderr, "kindling kernel: --display-limit takes a row count from 1 to "
+                                "10000000\n");
+                return 2;
+            }
+            o.display_limit = v;
+            break;
+        }
         case 'h': fputs(KERNEL_USAGE, stdout); return 0;
         default: fputs(KERNEL_USAGE, stderr); return 2;
         }

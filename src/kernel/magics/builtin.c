@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kernel/execute.h"
+#include "kernel/sql.h"
 
 /* ---- growable text buffer ----------------------------------------------------------------- */
 
@@ -230,6 +231,39 @@ static int magic_input(kl_magic_ctx *c, const char *args, const char *body) {
     return 0;
 }
 
+/* %%sql [--limit N]: the body is SQL, shown with its own row limit. */
+static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
+    long long limit = 0;
+    const char *p = args;
+    while (*p) {
+        char opt[32];
+        int used = 0;
+        if (sscanf(p, " %31s%n", opt, &used) != 1) break;
+        p += used;
+        if (strcmp(opt, "--limit") == 0 || strncmp(opt, "--limit=", 8) == 0) {
+            const char *v = opt[7] == '=' ? opt + 8 : NULL;
+            char num[32];
+            if (!v) {
+                if (sscanf(p, " %31s%n", num, &used) != 1)
+                    return kl_ctx_error(c, "UsageError", "%%%%sql --limit needs a number of rows");
+                p += used;
+                v = num;
+            }
+            char *end;
+            errno = 0;
+            limit = strtoll(v, &end, 10);
+            if (*end || errno || limit < 1 || limit > 10000000)
+                return kl_ctx_error(c, "UsageError",
+                                    "%%%%sql --limit takes a row count from 1 to 10000000, not \"%s\"",
+                                    v);
+        } else {
+            return kl_ctx_error(c, "UsageError", "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N])",
+                                opt);
+        }
+    }
+    return kl_sql_run(c, body, strlen(body), limit);
+}
+
 int kl_builtin_magics_register(kl_magic_registry *reg) {
     static const kl_magic magics[] = {
         {"lsmagic", KL_MAGIC_LINE, "%lsmagic", "List the line and cell magics.", magic_lsmagic},
@@ -254,6 +288,8 @@ int kl_builtin_magics_register(kl_magic_registry *reg) {
          magic_echo},
         {"sleep", KL_MAGIC_LINE, "%sleep SECONDS",
          "Wait without blocking the kernel; an interrupt ends the wait.", magic_sleep},
+        {"sql", KL_MAGIC_CELL, "%%sql [--limit N]",
+         "Run the cell body as Spark SQL, showing at most N rows of each result.", magic_sql},
         {"input", KL_MAGIC_LINE, "%input [--password] PROMPT",
          "Ask the client for a line of input over the stdin channel and print it.", magic_input},
     };
