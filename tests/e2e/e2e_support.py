@@ -44,6 +44,11 @@ def kindling_binary() -> Path:
     return path.resolve()
 
 
+# The protocol tests need no Spark: their kernels point at a port where nothing listens, so no
+# kernel starts the embedded local server (a JVM each) and SQL cells fail fast and clearly.
+UNREACHABLE_REMOTE = "sc://127.0.0.1:9"
+
+
 def write_kernelspec(kernels_dir: Path, history_file: Path) -> Path:
     """Writes kernels_dir/kindling-test/kernel.json running the binary under test."""
     spec_dir = kernels_dir / KERNEL_NAME
@@ -56,6 +61,8 @@ def write_kernelspec(kernels_dir: Path, history_file: Path) -> Path:
             "{connection_file}",
             "--history-file",
             str(history_file),
+            "--spark-remote",
+            UNREACHABLE_REMOTE,
         ],
         "display_name": "Kindling (e2e test)",
         "language": "sql",

@@ -155,12 +155,17 @@ def test_unknown_magic_far_from_any_name(kc):
     assert "did you mean" not in reply["content"]["evalue"]
 
 
-def test_sql_without_spark_endpoint(kc):
+def test_sql_with_unreachable_spark_endpoint(kc):
+    """SQL against an endpoint where nothing listens: a clear error naming it, and the kernel
+    stays usable."""
     reply, msgs = execute(kc, "SELECT 1 AS one;")
     assert reply["content"]["status"] == "error"
-    assert reply["content"]["ename"] == "NoSparkEndpoint"
+    assert reply["content"]["ename"] == "SparkConnectUNAVAILABLE"
+    assert "sc://127.0.0.1:9" in reply["content"]["evalue"]
     assert isinstance(reply["content"]["traceback"], list)
-    assert [m["content"]["ename"] for m in of_type(msgs, "error")] == ["NoSparkEndpoint"]
+    assert [m["content"]["ename"] for m in of_type(msgs, "error")] == ["SparkConnectUNAVAILABLE"]
+    r, out = execute(kc, "%echo still here")
+    assert r["content"]["status"] == "ok" and stream_text(out) == "still here\n"
 
 
 def test_blank_cell_is_ok(kc):
