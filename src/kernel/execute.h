@@ -47,7 +47,8 @@ int kl_ctx_sleep(kl_magic_ctx *c, uint64_t ms);
  * (stdin not allowed, interrupted, shutting down). */
 int kl_ctx_input(kl_magic_ctx *c, const char *prompt, bool password, char **value);
 
-/* Registers the built-in magics (magics/builtin.c). */
+/* Registers the built-in magics (magics/builtin.c) and %config (magics/config.c). */
 int kl_builtin_magics_register(kl_magic_registry *reg);
+int kl_config_magics_register(kl_magic_registry *reg);
 
 #endif

@@ -414,6 +414,7 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         return -1;
     }
     kl_builtin_magics_register(k->magics);
+    kl_config_magics_register(k->magics);
     kl_comm_register_builtin(k->comms);
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
 

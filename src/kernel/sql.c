@@ -122,7 +122,7 @@ static void fetch_details(kl_magic_ctx *c, kl_spark_error *e) {
     kl_grpc_status_clear(&st);
 }
 
-static int report(kl_magic_ctx *c, const kl_grpc_status *st, const char *stmt) {
+int kl_sql_report(kl_magic_ctx *c, const kl_grpc_status *st, const char *stmt) {
     kl_spark_error e;
     kl_spark_error_init(&e);
     kl_spark_error_from_status(&e, (int)st->code, st->details, st->details_bin,
@@ -343,7 +343,7 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
             !got_any && attempt < RETRIES && kl_spark_error_retryable(&e2) && !c->k->shutting_down;
         kl_spark_error_free(&e2);
         if (!retry) {
-            report(c, &st, stmt);
+            kl_sql_report(c, &st, stmt);
             kl_grpc_status_clear(&st);
             return -1;
         }
@@ -377,6 +377,16 @@ static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, bool 
     if (rc == 0) rc = publish_rows(c, &b, limit, last);
     batches_free(&b);
     return rc;
+}
+
+kl_spark_client *kl_sql_client(kl_magic_ctx *c) {
+    kl_sql *s = c->k->sql;
+    if (!s) {
+        kl_ctx_error(c, "SparkConnectConfigError", "Spark support did not start");
+        return NULL;
+    }
+    kl_grpc_channel *ch = channel(s, c);
+    return ch ? tenant_client(c, ch) : NULL;
 }
 
 int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "kernel/execute.h"
+#include "spark/grpc.h"
 
 #define KL_SQL_DEFAULT_DISPLAY_LIMIT 1000
 
@@ -26,6 +27,13 @@ void kl_sql_free(kl_sql *s);
  * result (the last as execute_result, earlier ones as display_data). limit <= 0 uses the kernel's
  * display limit. Returns 0, or -1 with the error recorded in c. */
 int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit);
+
+/* Coroutine: the connection's Spark session, waiting for the embedded server on first use; NULL
+ * with the error recorded in c. */
+struct kl_spark_client *kl_sql_client(kl_magic_ctx *c);
+/* Records a failed Spark call as the cell's error: the Spark error class as its name, the
+ * message, SQLSTATE and (with stmt) the failing fragment. Returns -1. */
+int kl_sql_report(kl_magic_ctx *c, const kl_grpc_status *st, const char *stmt);
 
 /* Frees the tenant's Spark client (the session itself is released by kl_sql_shutdown). */
 void kl_sql_tenant_free(kl_tenant *t);

@@ -370,3 +370,19 @@ int kl_spark_client_fetch_error_details(kl_spark_client *c, const char *error_id
     free(buf);
     return rc;
 }
+
+int kl_spark_client_config(kl_spark_client *c, Spark__Connect__ConfigRequest__Operation *op,
+                           const kl_grpc_call_opts *opt, Spark__Connect__ConfigResponse **resp,
+                           kl_grpc_status *st) {
+    *resp = NULL;
+    Spark__Connect__ConfigRequest req = SPARK__CONNECT__CONFIG_REQUEST__INIT;
+    FILL_COMMON(req, c);
+    req.operation = op;
+    ProtobufCMessage *m;
+    if (call_unary(c, "Config", &req.base, &spark__connect__config_response__descriptor, opt, &m,
+                   st) != 0)
+        return -1;
+    *resp = (Spark__Connect__ConfigResponse *)m;
+    observe_session(c, (*resp)->server_side_session_id);
+    return 0;
+}

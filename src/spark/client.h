@@ -74,6 +74,11 @@ int kl_spark_client_interrupt(kl_spark_client *c, const char *operation_id,
 /* Coroutine: ReleaseExecute release_all: the server may drop a reattachable operation's results. */
 int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
                                     const kl_grpc_call_opts *opt, kl_grpc_status *st);
+/* Coroutine: one Config operation (op borrowed). 0 with *resp (free with
+ * spark__connect__config_response__free_unpacked(*resp, NULL)), or -1 with st set. */
+int kl_spark_client_config(kl_spark_client *c, Spark__Connect__ConfigRequest__Operation *op,
+                           const kl_grpc_call_opts *opt, Spark__Connect__ConfigResponse **resp,
+                           kl_grpc_status *st);
 /* Coroutine: FetchErrorDetails (Spark 4.0+) for the errorId an error's ErrorInfo carried; the raw
  * response for kl_spark_error_add_details (caller frees resp->data). 0 or -1; a 3.5 server
  * answers UNIMPLEMENTED. */

@@ -40,11 +40,20 @@ static void buf_add(buf *b, const char *fmt, ...) {
 static void html_escape(buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '<': buf_add(b, "&lt;"); break;
-        case '>': buf_add(b, "&gt;"); break;
-        case '&': buf_add(b, "&amp;"); break;
-        case '"': buf_add(b, "&quot;"); break;
-        default: buf_add(b, "%c", *s);
+        case '<':
+            buf_add(b, "&lt;");
+            break;
+        case '>':
+            buf_add(b, "&gt;");
+            break;
+        case '&':
+            buf_add(b, "&amp;");
+            break;
+        case '"':
+            buf_add(b, "&quot;");
+            break;
+        default:
+            buf_add(b, "%c", *s);
         }
     }
 }
@@ -207,15 +216,16 @@ static int magic_sleep(kl_magic_ctx *c, const char *args, const char *body) {
     errno = 0;
     double secs = strtod(args, &end);
     if (!*args || *end || errno || !isfinite(secs) || secs < 0 || secs > 86400)
-        return kl_ctx_error(c, "UsageError", "%%sleep takes a number of seconds (0-86400), not \"%s\"",
-                            args);
+        return kl_ctx_error(c, "UsageError",
+                            "%%sleep takes a number of seconds (0-86400), not \"%s\"", args);
     return kl_ctx_sleep(c, (uint64_t)(secs * 1000.0));
 }
 
 static int magic_input(kl_magic_ctx *c, const char *args, const char *body) {
     (void)body;
     bool password = false;
-    if (strncmp(args, "--password", 10) == 0 && (args[10] == 0 || isspace((unsigned char)args[10]))) {
+    if (strncmp(args, "--password", 10) == 0 &&
+        (args[10] == 0 || isspace((unsigned char)args[10]))) {
         password = true;
         args += 10;
         args += strspn(args, " \t");
@@ -253,12 +263,12 @@ static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
             errno = 0;
             limit = strtoll(v, &end, 10);
             if (*end || errno || limit < 1 || limit > 10000000)
-                return kl_ctx_error(c, "UsageError",
-                                    "%%%%sql --limit takes a row count from 1 to 10000000, not \"%s\"",
-                                    v);
+                return kl_ctx_error(
+                    c, "UsageError",
+                    "%%%%sql --limit takes a row count from 1 to 10000000, not \"%s\"", v);
         } else {
-            return kl_ctx_error(c, "UsageError", "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N])",
-                                opt);
+            return kl_ctx_error(c, "UsageError",
+                                "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N])", opt);
         }
     }
     return kl_sql_run(c, body, strlen(body), limit);
@@ -267,8 +277,8 @@ static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
 int kl_builtin_magics_register(kl_magic_registry *reg) {
     static const kl_magic magics[] = {
         {"lsmagic", KL_MAGIC_LINE, "%lsmagic", "List the line and cell magics.", magic_lsmagic},
-        {"help", KL_MAGIC_LINE, "%help [NAME]", "Show help for every magic, or for one, in the pager.",
-         magic_help},
+        {"help", KL_MAGIC_LINE, "%help [NAME]",
+         "Show help for every magic, or for one, in the pager.", magic_help},
         {"html", KL_MAGIC_CELL, "%%html", "Display the cell body as HTML.", magic_html},
         {"javascript", KL_MAGIC_CELL, "%%javascript",
          "Run the cell body as JavaScript in the front end.", magic_javascript},
