@@ -196,29 +196,51 @@ static void cancel_exec(void *arg) {
     kl_spark_exec_cancel(arg);
 }
 
-/* Coroutine: drains one ExecutePlan stream into b, keeping the SqlCommand's echoed relation in
- * *rel_resp (the response that holds it; caller frees). 0, 1 = interrupted, -1 = failed (st). */
+/* Where a reattachable operation's stream stands, across ExecutePlan and ReattachExecute. */
+typedef struct stream_state {
+    char *last_response_id; /* the newest response processed, for ReattachExecute */
+    bool complete;          /* result_complete seen: everything has arrived */
+    bool got_any;           /* some response arrived (a retry must reattach, not resend) */
+    uint64_t responses;     /* how many arrived, to tell progress from a stream that dies */
+} stream_state;
+
+/* Coroutine: drains one ExecutePlan or ReattachExecute stream into b, keeping the SqlCommand's
+ * echoed relation in *rel_resp (the response that holds it; caller frees). 0 at the end of the
+ * stream, 1 when interrupted, -1 failed (st set), -2 out of memory (error recorded). */
 static int drain(kl_magic_ctx *c, kl_spark_exec *e, batches *b,
                  Spark__Connect__ExecutePlanResponse **rel_resp, kl_grpc_status *st,
-                 bool *got_any) {
+                 stream_state *ss) {
     kl_tenant *t = c->t;
     t->interrupt_hook = cancel_exec;
     t->interrupt_arg = e;
     int rc;
     Spark__Connect__ExecutePlanResponse *r;
     while ((rc = kl_spark_exec_next(e, &r, st)) == 1) {
-        *got_any = true;
+        ss->got_any = true;
+        ss->responses++;
+        if (r->response_id && *r->response_id) {
+            free(ss->last_response_id);
+            ss->last_response_id = strdup(r->response_id);
+        }
         bool keep = false;
-        if (r->response_type_case ==
-                SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_ARROW_BATCH &&
-            r->arrow_batch && r->arrow_batch->has_data) {
-            if (add_batch(b, &r->arrow_batch->data, r->arrow_batch->row_count) != 0) rc = -2;
-        } else if (r->response_type_case ==
-                       SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_SQL_COMMAND_RESULT &&
-                   r->sql_command_result && r->sql_command_result->relation && rel_resp &&
-                   !*rel_resp) {
-            *rel_resp = r;
-            keep = true;
+        switch (r->response_type_case) {
+        case SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_ARROW_BATCH:
+            if (r->arrow_batch && r->arrow_batch->has_data &&
+                add_batch(b, &r->arrow_batch->data, r->arrow_batch->row_count) != 0)
+                rc = -2;
+            break;
+        case SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_SQL_COMMAND_RESULT:
+            if (r->sql_command_result && r->sql_command_result->relation && rel_resp &&
+                !*rel_resp) {
+                *rel_resp = r;
+                keep = true;
+            }
+            break;
+        case SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_RESULT_COMPLETE:
+            ss->complete = true;
+            break;
+        default:
+            break;
         }
         if (!keep) spark__connect__execute_plan_response__free_unpacked(r, NULL);
         if (rc == -2) break;
@@ -303,56 +325,101 @@ static kl_spark_client *tenant_client(kl_magic_ctx *c, kl_grpc_channel *ch) {
     return t->spark;
 }
 
-/* Coroutine: one ExecutePlan, retried while nothing has come back and the failure is one the
- * official clients retry. */
+/* Best effort: tells the server it may drop what it keeps for reattaching. */
+static void release(kl_spark_client *client, const char *op) {
+    kl_grpc_call_opts o = {.timeout_ms = 5000};
+    kl_grpc_status st = {0};
+    kl_spark_client_release_execute(client, op, &o, &st);
+    kl_grpc_status_clear(&st);
+}
+
+/* Coroutine: one reattachable ExecutePlan with our own operation id, as the official clients run
+ * it: a stream that ends without result_complete (the server closes long streams) or breaks with
+ * a retryable error is continued with ReattachExecute from the last response seen; a failure
+ * before any response resends the plan; retryable failures back off 50 ms, 200 ms, 800 ms, so
+ * an unreachable server is reported within seconds. */
 static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation *rel, int64_t limit,
                     batches *b, Spark__Connect__ExecutePlanResponse **rel_resp) {
     kl_sql *s = c->k->sql;
+    char op[KL_UUID_STRLEN];
+    if (kl_uuid_v4(op) != 0) return kl_ctx_error(c, "RuntimeError", "no random operation id");
+    kl_spark_exec_opts opts = {.reattachable = true, .operation_id = op};
+    stream_state ss = {0};
     uint64_t wait_ms = 50;
-    for (int attempt = 0;; attempt++) {
+    int failures = 0, result = -1;
+    for (;;) {
         kl_spark_client *client = tenant_client(c, s->chan);
-        if (!client) return -1;
-        kl_spark_exec *e =
-            rel ? kl_spark_client_execute_relation(client, rel, (int32_t)limit + 1, NULL)
-                : kl_spark_client_execute_command(client, stmt, NULL);
+        if (!client) break;
+        kl_spark_exec *e;
+        if (ss.got_any)
+            e = kl_spark_client_reattach(client, op, ss.last_response_id, &opts);
+        else if (rel)
+            e = kl_spark_client_execute_relation(client, rel, (int32_t)limit + 1, &opts);
+        else
+            e = kl_spark_client_execute_command(client, stmt, &opts);
         kl_grpc_status st = {0};
-        bool got_any = false;
-        int rc = drain(c, e, b, rel_resp, &st, &got_any);
-        char op[KL_UUID_STRLEN];
-        snprintf(op, sizeof op, "%s", kl_spark_exec_operation_id(e));
+        bool had_any = ss.got_any;
+        uint64_t seen = ss.responses;
+        int rc = drain(c, e, b, rel_resp, &st, &ss);
+        if (ss.responses > seen) failures = 0; /* progress: only consecutive failures count */
         kl_spark_exec_free(e);
         if (rc == 1) {
-            /* Cancelling the RPC stops a non-reattachable operation; the explicit Interrupt makes
-             * sure of it on servers that keep running detached operations. */
+            /* A reattachable operation outlives its stream: stop it on the server too. */
             kl_grpc_call_opts o = {.timeout_ms = 5000};
             kl_grpc_status ist = {0};
             kl_spark_client_interrupt(client, op, &o, &ist);
             kl_grpc_status_clear(&ist);
+            release(client, op);
             kl_grpc_status_clear(&st);
-            return kl_ctx_error(c, "KeyboardInterrupt", "the query was interrupted");
+            result = kl_ctx_error(c, "KeyboardInterrupt", "the query was interrupted");
+            break;
         }
-        if (rc == 0 || rc == -2) {
+        if (rc == -2) {
             kl_grpc_status_clear(&st);
-            return rc == 0 ? 0 : -1;
+            break;
         }
-        kl_spark_error e2;
-        kl_spark_error_init(&e2);
-        kl_spark_error_from_status(&e2, (int)st.code, st.details, st.details_bin,
+        if (rc == 0 && ss.complete) {
+            release(client, op);
+            kl_grpc_status_clear(&st);
+            result = 0;
+            break;
+        }
+        if (rc == 0) {
+            /* Closed before result_complete: the server ends long streams (2 minutes, 1 GiB);
+             * reattach at once. A stream that closes again without progress counts as a
+             * retryable failure, so this cannot spin. */
+            kl_grpc_status_clear(&st);
+            if (ss.responses > seen) continue;
+            st.code = KL_GRPC_UNAVAILABLE;
+            st.details = strdup("the result stream ended before result_complete");
+        }
+        kl_spark_error err;
+        kl_spark_error_init(&err);
+        kl_spark_error_from_status(&err, (int)st.code, st.details, st.details_bin,
                                    st.details_bin_len);
-        bool retry =
-            !got_any && attempt < RETRIES && kl_spark_error_retryable(&e2) && !c->k->shutting_down;
-        kl_spark_error_free(&e2);
+        bool not_found = err.error_class && strstr(err.error_class, "OPERATION_NOT_FOUND");
+        bool retry = (kl_spark_error_retryable(&err) || (not_found && had_any)) &&
+                     failures < RETRIES && !c->k->shutting_down;
+        kl_spark_error_free(&err);
+        if (not_found && had_any && !ss.complete && b->n == 0 && !(rel_resp && *rel_resp)) {
+            /* The server lost the operation before anything useful arrived: run it anew. */
+            ss.got_any = false;
+        }
         if (!retry) {
             kl_sql_report(c, &st, stmt);
             kl_grpc_status_clear(&st);
-            return -1;
+            break;
         }
-        KL_INFO("sql", "retrying after %s: %s", kl_grpc_code_name(st.code), st.details);
+        KL_INFO("sql", "%s after %s: %s", ss.got_any ? "reattaching" : "retrying",
+                kl_grpc_code_name(st.code), st.details ? st.details : "");
         kl_grpc_status_clear(&st);
-        batches_free(b);
-        if (kl_ctx_sleep(c, wait_ms) != 0) return -1;
+        if (!ss.got_any) batches_free(b);
+        failures++;
+        if (kl_ctx_sleep(c, wait_ms) != 0) break;
         wait_ms *= 4;
     }
+    free(ss.last_response_id);
+    return result;
 }
 
 static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, bool last) {

@@ -386,3 +386,23 @@ int kl_spark_client_config(kl_spark_client *c, Spark__Connect__ConfigRequest__Op
     observe_session(c, (*resp)->server_side_session_id);
     return 0;
 }
+
+kl_spark_exec *kl_spark_client_reattach(kl_spark_client *c, const char *operation_id,
+                                        const char *last_response_id,
+                                        const kl_spark_exec_opts *opt) {
+    static const kl_spark_exec_opts no_opts = {0};
+    if (!opt) opt = &no_opts;
+    kl_spark_exec *e = calloc(1, sizeof *e);
+    if (!e) abort();
+    e->c = c;
+    e->operation_id = xstrdup(operation_id);
+    Spark__Connect__ReattachExecuteRequest req = SPARK__CONNECT__REATTACH_EXECUTE_REQUEST__INIT;
+    FILL_COMMON(req, c);
+    req.operation_id = e->operation_id;
+    req.last_response_id = (char *)last_response_id;
+    size_t len;
+    uint8_t *buf = pack(&req.base, &len);
+    e->s = kl_grpc_stream_open(c->ch, KL_SPARK_SERVICE "ReattachExecute", buf, len, &opt->call);
+    free(buf);
+    return e;
+}

@@ -56,6 +56,11 @@ kl_spark_exec *kl_spark_client_execute_command(kl_spark_client *c, const char *s
  * Limit of limit rows when limit >= 0. */
 kl_spark_exec *kl_spark_client_execute_relation(kl_spark_client *c, Spark__Connect__Relation *rel,
                                                 int32_t limit, const kl_spark_exec_opts *opt);
+/* Starts ReattachExecute: continues a reattachable operation's stream after last_response_id
+ * (NULL: from the start), as a fresh kl_spark_exec with the same operation id. */
+kl_spark_exec *kl_spark_client_reattach(kl_spark_client *c, const char *operation_id,
+                                        const char *last_response_id,
+                                        const kl_spark_exec_opts *opt);
 const char *kl_spark_exec_operation_id(const kl_spark_exec *e);
 /* Coroutine: the next response, unpacked. Returns 1 with *resp (free with
  * spark__connect__execute_plan_response__free_unpacked(*resp, NULL)), 0 at a clean end, -1 at a
