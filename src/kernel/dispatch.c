@@ -170,7 +170,7 @@ void kl_dispatch_control(kl_kernel *k, kl_zsock *sock, const kl_msg *msg) {
     if (strcmp(type, "kernel_info_request") == 0) {
         kl_kernel_reply(k, sock, msg, "kernel_info_reply", kl_kernel_info_content(k));
     } else if (strcmp(type, "interrupt_request") == 0) {
-        kl_kernel_interrupt_all(k);
+        kl_kernel_interrupt_session(k, kl_msg_session(msg));
         kl_kernel_reply(k, sock, msg, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(type, "shutdown_request") == 0) {
         bool restart = json_is_true(json_object_get(msg->content, "restart"));

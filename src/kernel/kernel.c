@@ -115,6 +115,16 @@ static void interrupt_one(const char *key, void *value, void *arg) {
     if (t->interrupt_hook) t->interrupt_hook(t->interrupt_arg);
 }
 
+void kl_kernel_interrupt_session(kl_kernel *k, const char *session) {
+    kl_tenant *t = session ? kl_strmap_get(k->tenants, session) : NULL;
+    if (!t || !t->busy) {
+        kl_kernel_interrupt_all(k);
+        return;
+    }
+    KL_INFO("kernel", "interrupt of one connection");
+    interrupt_one(session, t, k);
+}
+
 void kl_kernel_interrupt_all(kl_kernel *k) {
     KL_INFO("kernel", "interrupt");
     kl_strmap_foreach(k->tenants, interrupt_one, k);

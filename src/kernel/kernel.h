@@ -70,6 +70,10 @@ int kl_kernel_reply(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, const ch
 /* Starts an orderly shutdown: running cells are interrupted and given a moment to reply, then
  * sockets close and the loop ends. */
 void kl_kernel_begin_shutdown(kl_kernel *k, bool restart);
+/* An interrupt_request: stops the running cell of the client session that sent it; when that
+ * session runs nothing here (a notebook server interrupting on behalf of its front ends, with a
+ * session of its own), every running cell, as a signal would. */
+void kl_kernel_interrupt_session(kl_kernel *k, const char *session);
 /* Marks every running cell interrupted and wakes those waiting interruptibly. */
 void kl_kernel_interrupt_all(kl_kernel *k);
 /* kernel_info_reply content (new reference). */

@@ -162,11 +162,38 @@ def test_interrupt_by_sigint(kernel):
     assert info["content"]["implementation"] == "kindling"
 
 
-def test_interrupt_reaches_every_connection(kernel):
+def test_interrupt_message_stops_only_its_own_connection(kernel):
+    """A client's interrupt_request ends that client's cell; another client's cell runs on."""
     a, b = kernel.new_client(), kernel.new_client()
     ida, idb = _start_long_sleep(a), _start_long_sleep(b)
     started = time.monotonic()
     assert request(a, "interrupt_request", {}, channel="control")["content"]["status"] == "ok"
+    _assert_interrupted(a, ida, started)
+    with pytest.raises(TimeoutError):
+        get_reply(b, idb, timeout=1.5)
+    started = time.monotonic()
+    assert request(b, "interrupt_request", {}, channel="control")["content"]["status"] == "ok"
+    _assert_interrupted(b, idb, started)
+
+
+def test_interrupt_from_a_session_without_cells_reaches_every_connection(kernel):
+    """A notebook server interrupts with a session of its own: then every running cell stops,
+    as with a signal."""
+    a, b = kernel.new_client(), kernel.new_client()
+    ida, idb = _start_long_sleep(a), _start_long_sleep(b)
+    outsider = kernel.new_client()
+    started = time.monotonic()
+    reply = request(outsider, "interrupt_request", {}, channel="control")
+    assert reply["content"]["status"] == "ok"
+    for kc, msg_id in ((a, ida), (b, idb)):
+        _assert_interrupted(kc, msg_id, started)
+
+
+def test_sigint_reaches_every_connection(kernel):
+    a, b = kernel.new_client(), kernel.new_client()
+    ida, idb = _start_long_sleep(a), _start_long_sleep(b)
+    started = time.monotonic()
+    os.kill(kernel.pid, signal.SIGINT)
     for kc, msg_id in ((a, ida), (b, idb)):
         _assert_interrupted(kc, msg_id, started)
 
