@@ -140,7 +140,7 @@ static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) 
 }
 
 static void run_code(kl_magic_ctx *c, const char *code, const kl_segment *seg) {
-    kl_sql_run(c, code + seg->body_start, seg->body_len, 0);
+    kl_sql_run(c, code + seg->body_start, seg->body_len, 0, KL_SQL_OUT_TABLE);
 }
 
 /* Owns copies of the texts: the store runs after the request (and its strings) are gone. The

@@ -7,6 +7,7 @@
 
 #include "kernel/sqltext.h"
 #include "kernel/tenant.h"
+#include "render/csv.h"
 #include "render/html.h"
 #include "render/json.h"
 #include "render/text.h"
@@ -258,6 +259,7 @@ static int drain(kl_magic_ctx *c, kl_spark_exec *e, batches *b,
 typedef struct render_job {
     batches *b;
     int64_t limit;
+    kl_sql_output output;
     kl_render_options opts;
     char *text, *html;
     json_t *json;
@@ -281,16 +283,30 @@ static void render_work(void *arg) {
     if (j->rc == 0 && j->ncols > 0) {
         if (kl_table_rows_seen(tbl) > j->limit) kl_table_set_more(tbl);
         size_t len;
-        j->rc = kl_text_render(tbl, &j->opts, &j->text, &len, j->err);
-        if (j->rc == 0) j->rc = kl_html_render(tbl, &j->opts, &j->html, &len, j->err);
-        if (j->rc == 0) j->rc = kl_json_render(tbl, &j->opts, &j->json, j->err);
+        if (j->output == KL_SQL_OUT_CSV) {
+            j->rc = kl_csv_render(tbl, &j->opts, &j->text, &len, j->err);
+        } else if (j->output == KL_SQL_OUT_JSON) {
+            j->rc = kl_json_render(tbl, &j->opts, &j->json, j->err);
+            if (j->rc == 0) {
+                /* The records alone: the data-resource wrapper is for table viewers. */
+                json_t *records = json_incref(json_object_get(j->json, "data"));
+                json_decref(j->json);
+                j->json = records ? records : json_array();
+                j->text = json_dumps(j->json, JSON_INDENT(2));
+            }
+        } else {
+            j->rc = kl_text_render(tbl, &j->opts, &j->text, &len, j->err);
+            if (j->rc == 0) j->rc = kl_html_render(tbl, &j->opts, &j->html, &len, j->err);
+            if (j->rc == 0) j->rc = kl_json_render(tbl, &j->opts, &j->json, j->err);
+        }
     }
     kl_table_free(tbl);
 }
 
-static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, bool last) {
+static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, kl_sql_output output,
+                        bool last) {
     if (b->n == 0) return 0;
-    render_job j = {.b = b, .limit = limit};
+    render_job j = {.b = b, .limit = limit, .output = output};
     kl_render_options_init(&j.opts);
     j.opts.max_rows = limit;
     j.opts.truncate = c->t->truncation ? KL_RENDER_DEFAULT_TRUNCATE : 0;
@@ -300,9 +316,16 @@ static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, bool last) {
     if (j.rc != 0) {
         rc = kl_ctx_error(c, "RenderError", "the result could not be shown: %s", j.err);
     } else if (j.ncols > 0) {
-        json_t *data = json_pack("{s:s, s:s}", "text/plain", j.text, "text/html", j.html);
-        if (j.json) json_object_set_new(data, "application/vnd.dataresource+json", j.json);
-        j.json = NULL;
+        json_t *data;
+        if (output == KL_SQL_OUT_CSV) {
+            data = json_pack("{s:s, s:s}", "text/plain", j.text, "text/csv", j.text);
+        } else if (output == KL_SQL_OUT_JSON) {
+            data = json_pack("{s:s, s:O}", "text/plain", j.text ? j.text : "[]", "application/json",
+                             j.json);
+        } else {
+            data = json_pack("{s:s, s:s}", "text/plain", j.text, "text/html", j.html);
+            if (j.json) json_object_set(data, "application/vnd.dataresource+json", j.json);
+        }
         if (last)
             kl_ctx_result(c, data, NULL);
         else
@@ -422,7 +445,8 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
     return result;
 }
 
-static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, bool last) {
+static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, kl_sql_output output,
+                         bool last) {
     batches b = {0};
     Spark__Connect__ExecutePlanResponse *cmd = NULL;
     int rc = run_plan(c, stmt, NULL, limit, &b, &cmd);
@@ -441,7 +465,7 @@ static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, bool 
         }
     }
     if (cmd) spark__connect__execute_plan_response__free_unpacked(cmd, NULL);
-    if (rc == 0) rc = publish_rows(c, &b, limit, last);
+    if (rc == 0) rc = publish_rows(c, &b, limit, output, last);
     batches_free(&b);
     return rc;
 }
@@ -456,7 +480,7 @@ kl_spark_client *kl_sql_client(kl_magic_ctx *c) {
     return ch ? tenant_client(c, ch) : NULL;
 }
 
-int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit) {
+int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit, kl_sql_output out) {
     kl_sql *s = c->k->sql;
     if (!s) return kl_ctx_error(c, "SparkConnectConfigError", "Spark support did not start");
     if (limit <= 0) limit = s->display_limit;
@@ -475,7 +499,7 @@ int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit) {
             rc = kl_ctx_error(c, "MemoryError", "out of memory");
             break;
         }
-        rc = run_statement(c, stmt, limit, i == n - 1);
+        rc = run_statement(c, stmt, limit, out, i == n - 1);
         free(stmt);
     }
     free(spans);

@@ -14,6 +14,10 @@
 
 typedef struct kl_sql kl_sql;
 
+/* How results are shown: a table (text/plain like show(), text/html, data-resource JSON), JSON
+ * records (application/json), or CSV (text/csv) -- Toree's %%DataFrame --output. */
+typedef enum { KL_SQL_OUT_TABLE = 0, KL_SQL_OUT_JSON, KL_SQL_OUT_CSV } kl_sql_output;
+
 /* Picks the endpoint and, for the embedded default, starts the local server in the background.
  * Never fails the kernel: a bad URL or a missing Spark becomes the error every SQL cell reports,
  * so magics keep working. Loop thread, before or while the loop runs. */
@@ -26,7 +30,7 @@ void kl_sql_free(kl_sql *s);
 /* Coroutine: runs the SQL statements of code on the tenant's Spark session, publishing each
  * result (the last as execute_result, earlier ones as display_data). limit <= 0 uses the kernel's
  * display limit. Returns 0, or -1 with the error recorded in c. */
-int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit);
+int kl_sql_run(kl_magic_ctx *c, const char *code, size_t len, int64_t limit, kl_sql_output out);
 
 /* Coroutine: the connection's Spark session, waiting for the embedded server on first use; NULL
  * with the error recorded in c. */

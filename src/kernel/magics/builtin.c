@@ -241,9 +241,11 @@ static int magic_input(kl_magic_ctx *c, const char *args, const char *body) {
     return 0;
 }
 
-/* %%sql [--limit N]: the body is SQL, shown with its own row limit. */
+/* %%sql [--limit N] [--output table|json|csv]: the body is SQL, shown with its own row limit
+ * and form. */
 static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
     long long limit = 0;
+    kl_sql_output output = KL_SQL_OUT_TABLE;
     const char *p = args;
     while (*p) {
         char opt[32];
@@ -266,12 +268,33 @@ static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
                 return kl_ctx_error(
                     c, "UsageError",
                     "%%%%sql --limit takes a row count from 1 to 10000000, not \"%s\"", v);
+        } else if (strcmp(opt, "--output") == 0 || strncmp(opt, "--output=", 9) == 0) {
+            char val[32];
+            const char *v = opt[8] == '=' ? opt + 9 : NULL;
+            if (!v) {
+                if (sscanf(p, " %31s%n", val, &used) != 1)
+                    return kl_ctx_error(c, "UsageError",
+                                        "%%%%sql --output needs table, json or csv");
+                p += used;
+                v = val;
+            }
+            if (strcmp(v, "table") == 0 || strcmp(v, "html") == 0)
+                output = KL_SQL_OUT_TABLE;
+            else if (strcmp(v, "json") == 0)
+                output = KL_SQL_OUT_JSON;
+            else if (strcmp(v, "csv") == 0)
+                output = KL_SQL_OUT_CSV;
+            else
+                return kl_ctx_error(c, "UsageError",
+                                    "%%%%sql --output takes table, json or csv, not \"%s\"", v);
         } else {
             return kl_ctx_error(c, "UsageError",
-                                "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N])", opt);
+                                "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N] "
+                                "[--output table|json|csv])",
+                                opt);
         }
     }
-    return kl_sql_run(c, body, strlen(body), limit);
+    return kl_sql_run(c, body, strlen(body), limit, output);
 }
 
 int kl_builtin_magics_register(kl_magic_registry *reg) {
@@ -298,8 +321,10 @@ int kl_builtin_magics_register(kl_magic_registry *reg) {
          magic_echo},
         {"sleep", KL_MAGIC_LINE, "%sleep SECONDS",
          "Wait without blocking the kernel; an interrupt ends the wait.", magic_sleep},
-        {"sql", KL_MAGIC_CELL, "%%sql [--limit N]",
-         "Run the cell body as Spark SQL, showing at most N rows of each result.", magic_sql},
+        {"sql", KL_MAGIC_CELL, "%%sql [--limit N] [--output table|json|csv]",
+         "Run the cell body as Spark SQL, showing at most N rows of each result, as a table, "
+         "JSON records or CSV.",
+         magic_sql},
         {"input", KL_MAGIC_LINE, "%input [--password] PROMPT",
          "Ask the client for a line of input over the stdin channel and print it.", magic_input},
     };
