@@ -46,11 +46,6 @@ kl_sql *kl_sql_new(kl_kernel *k, const char *remote_option, int64_t display_limi
         KL_WARN("sql", "no usable Spark Connect endpoint: %s", err);
         return s;
     }
-    s->grpc = kl_grpc_new(k->loop, 1);
-    if (!s->grpc) {
-        s->config_error = strdup("the gRPC driver could not start");
-        return s;
-    }
     if (s->remote.kind == KL_SC_KIND_LOCAL) {
         s->local = true;
         kl_spark_local_opts o = {0};
@@ -63,10 +58,19 @@ kl_sql *kl_sql_new(kl_kernel *k, const char *remote_option, int64_t display_limi
         return s;
     }
     kl_sc_remote_redacted(&s->remote, s->endpoint, sizeof s->endpoint);
-    s->chan = kl_grpc_channel_new(s->grpc, &s->remote, NULL, err, sizeof err);
-    if (!s->chan) s->config_error = strdup(err);
     KL_INFO("sql", "Spark Connect endpoint %s", s->endpoint);
     return s;
+}
+
+/* gRPC starts with the first SQL cell, not with the kernel: its initialisation costs start-up
+ * time and resident memory that a kernel used only for magics never needs. */
+static kl_grpc_channel *open_channel(kl_sql *s, const kl_sc_remote *r, char *err, size_t errlen) {
+    if (!s->grpc) s->grpc = kl_grpc_new(s->k->loop, 1);
+    if (!s->grpc) {
+        snprintf(err, errlen, "the gRPC driver could not start");
+        return NULL;
+    }
+    return kl_grpc_channel_new(s->grpc, r, NULL, err, errlen);
 }
 
 /* Coroutine: the channel, waiting for the embedded server on first use; NULL with the error
@@ -77,6 +81,12 @@ static kl_grpc_channel *channel(kl_sql *s, kl_magic_ctx *c) {
         return NULL;
     }
     if (s->chan) return s->chan;
+    char err[512];
+    if (!s->local) {
+        s->chan = open_channel(s, &s->remote, err, sizeof err);
+        if (!s->chan) kl_ctx_error(c, "SparkConnectConfigError", "%s", err);
+        return s->chan;
+    }
     if (kl_spark_local_state_of(s->local_server) != KL_SPARK_LOCAL_READY) {
         char line[1024];
         snprintf(line, sizeof line, "Starting a local Spark Connect server ... (%s)\n",
@@ -93,12 +103,11 @@ static kl_grpc_channel *channel(kl_sql *s, kl_magic_ctx *c) {
     }
     if (s->chan) return s->chan; /* another tenant made it while this one waited */
     kl_sc_remote r;
-    char err[512];
     if (kl_sc_remote_parse(kl_spark_local_url(s->local_server), &r, err, sizeof err) != 0) {
         kl_ctx_error(c, "LocalSparkUnavailable", "%s", err);
         return NULL;
     }
-    s->chan = kl_grpc_channel_new(s->grpc, &r, NULL, err, sizeof err);
+    s->chan = open_channel(s, &r, err, sizeof err);
     kl_sc_remote_free(&r);
     if (!s->chan) {
         kl_ctx_error(c, "LocalSparkUnavailable", "%s", err);
