@@ -10,6 +10,7 @@ The executed notebook is written to --output even when a cell fails, so it can b
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -71,6 +72,11 @@ def main() -> int:
     ap.add_argument("--output", type=Path, help="where to write the executed notebook")
     ap.add_argument("--timeout", type=int, default=120, help="per-cell timeout in seconds")
     args = ap.parse_args()
+
+    # With no Spark Connect endpoint configured the kernel runs pyspark's server from $VIRTUAL_ENV;
+    # demo.sh calls .venv/bin/python without activating .venv, so name this interpreter's venv.
+    if sys.prefix != sys.base_prefix:
+        os.environ.setdefault("VIRTUAL_ENV", sys.prefix)
 
     nb = nbformat.read(args.notebook, as_version=4)
     client = NotebookClient(

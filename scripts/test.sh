@@ -4,7 +4,9 @@
 #   1. unit tests (ctest) in build/
 #   2. the same with AddressSanitizer + UBSan in build-asan/
 #   3. each libFuzzer target for a bounded time in build-fuzz/ (when clang is installed)
-#   4. the end-to-end pytest suite against build/kindling, then against build-asan/kindling
+#   4. the end-to-end pytest suite against build/kindling, then against build-asan/kindling: first
+#      the protocol tests (no Spark), then tests/e2e/spark against a real Spark Connect server that
+#      scripts/spark_server.sh starts for the run (Java 17 and pyspark from .venv)
 # The output ends with a recap that repeats the runners' own summary lines.
 #
 # Environment: KL_FUZZ_SECONDS (default 20) per fuzzer; KL_JOBS (default 2) build parallelism;
@@ -102,15 +104,18 @@ run_fuzzers() {
   done
 }
 
-run_pytest() { # label, kindling binary
-  local label="$1" bin="$2" log="$LOGS/pytest-$1.log" rc line
+run_pytest() { # suite (e2e | e2e/spark), label, kindling binary
+  local suite="$1" label="$2" bin="$3" log rc line
+  local -a args=("$REPO/tests/e2e" -m "not spark")
+  [[ "$suite" == e2e ]] || args=("$REPO/tests/$suite")
+  log="$LOGS/pytest-${suite//\//-}-$label.log"
   set +e
-  KINDLING_BINARY="$bin" timeout -k 30 2400 "$PY" -m pytest "$REPO/tests/e2e" -p no:cacheprovider \
+  KINDLING_BINARY="$bin" timeout -k 30 2400 "$PY" -m pytest "${args[@]}" -p no:cacheprovider \
     -v -rfEs --color=no 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
   line="$(grep -E '^=+ .*( in [0-9.]+s).* =+$' "$log" | tail -n1)"
-  RECAP+=("[pytest e2e, $label kernel: ${bin#"$REPO"/}]" "${line:-(no pytest summary line)}")
+  RECAP+=("[pytest $suite, $label kernel: ${bin#"$REPO"/}]" "${line:-(no pytest summary line)}")
   if ((rc == 5)); then
     echo "pytest collected no tests"
     return 1
@@ -157,11 +162,17 @@ fi
 if want e2e; then
   STAGE="pytest e2e build/kindling"
   say "$STAGE"
-  run_pytest release "$REPO/build/kindling"
+  run_pytest e2e release "$REPO/build/kindling"
+  STAGE="pytest e2e/spark build/kindling"
+  say "$STAGE"
+  run_pytest e2e/spark release "$REPO/build/kindling"
 fi
 
 if want e2e-asan; then
   STAGE="pytest e2e build-asan/kindling"
   say "$STAGE"
-  run_pytest asan "$REPO/build-asan/kindling"
+  run_pytest e2e asan "$REPO/build-asan/kindling"
+  STAGE="pytest e2e/spark build-asan/kindling"
+  say "$STAGE"
+  run_pytest e2e/spark asan "$REPO/build-asan/kindling"
 fi

@@ -209,6 +209,11 @@ static int cmd_install(int argc, char **argv) {
             }
         }
         kl_kernelspec_prefix_dir(prefix, dir, sizeof dir);
+        /* A kernel started from this environment's Jupyter without activating it (for example
+         * .venv/bin/jupyter lab) would not see VIRTUAL_ENV, and the embedded local server looks
+         * for pyspark there. */
+        if (strcmp(where, "sys-prefix") == 0 && !json_object_get(env, "VIRTUAL_ENV"))
+            json_object_set_new(env, "VIRTUAL_ENV", json_string(prefix));
     }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);

@@ -16,10 +16,11 @@
 #include "spark/errors.h"
 #include "spark/local.h"
 
-/* Retryable failures before any response (the server restarting, the gRPC bug where a cancelled
- * call resets the connection) are retried this often, with waits of 50 ms, 200 ms, 800 ms: an
- * unreachable server is still reported within a few seconds, as a notebook user expects. */
-#define RETRIES 3
+/* Retryable failures (the server restarting, the gRPC bug where a cancelled call resets the
+ * connection) are retried this often, with waits of 50 ms, 200 ms, 800 ms, 3.2 s: long enough for
+ * the channel (reconnecting at least every second) to find a server that is back, short enough
+ * that an unreachable one is reported within a few seconds. */
+#define RETRIES 4
 
 struct kl_sql {
     kl_kernel *k;
@@ -89,8 +90,15 @@ static kl_grpc_channel *channel(kl_sql *s, kl_magic_ctx *c) {
     }
     if (kl_spark_local_state_of(s->local_server) != KL_SPARK_LOCAL_READY) {
         char line[1024];
-        snprintf(line, sizeof line, "Starting a local Spark Connect server ... (%s)\n",
-                 kl_spark_local_status(s->local_server));
+        /* The status reads "starting local Spark Connect server (Spark 4.0.1 from ...) ...";
+         * keep its details after the kernel's own wording. */
+        static const char prefix[] = "starting local Spark Connect server";
+        const char *status = kl_spark_local_status(s->local_server);
+        if (strncmp(status, prefix, sizeof prefix - 1) == 0)
+            snprintf(line, sizeof line, "Starting a local Spark Connect server%s\n",
+                     status + sizeof prefix - 1);
+        else
+            snprintf(line, sizeof line, "Starting a local Spark Connect server: %s\n", status);
         kl_ctx_stream(c, "stdout", line);
     }
     if (kl_spark_local_wait(s->local_server) != 0) {
@@ -158,18 +166,23 @@ int kl_sql_report(kl_magic_ctx *c, const kl_grpc_status *st, const char *stmt) {
             json_array_append_new(c->traceback, json_string(line));
     }
     free(text);
-    bool session_changed = e.error_class && strstr(e.error_class, "SESSION_CHANGED");
     kl_spark_error_free(&e);
-    if (session_changed) {
-        /* The server restarted: its state for this session is gone. A fresh session lets the
-         * next cell work; the user learns why temp views vanished. */
-        kl_spark_client_free(c->t->spark);
-        c->t->spark = NULL;
-        kl_ctx_stream(c, "stderr",
-                      "The Spark Connect server restarted, so this connection's Spark session "
-                      "(temporary views, settings) is gone; the next cell opens a new one.\n");
-    }
     return -1;
+}
+
+static bool session_lost(const kl_spark_error *e) {
+    return e->error_class && (strstr(e->error_class, "SESSION_CHANGED") ||
+                              strstr(e->error_class, "SESSION_NOT_FOUND"));
+}
+
+/* The server restarted (or dropped the session): its state for this connection is gone. Say so,
+ * since temporary views vanished, and carry on in a fresh session. */
+static void reset_session(kl_magic_ctx *c) {
+    kl_spark_client_free(c->t->spark);
+    c->t->spark = NULL;
+    kl_ctx_stream(c, "stderr",
+                  "The Spark Connect server restarted, so this connection's Spark session "
+                  "(temporary views, settings) is gone; continuing in a new session.\n");
 }
 
 /* ---- running ------------------------------------------------------------------------------ */
@@ -379,6 +392,7 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
     stream_state ss = {0};
     uint64_t wait_ms = 50;
     int failures = 0, result = -1;
+    bool session_reset = false;
     for (;;) {
         kl_spark_client *client = tenant_client(c, s->chan);
         if (!client) break;
@@ -430,6 +444,20 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
         kl_spark_error_from_status(&err, (int)st.code, st.details, st.details_bin,
                                    st.details_bin_len);
         bool not_found = err.error_class && strstr(err.error_class, "OPERATION_NOT_FOUND");
+        if (session_lost(&err) && !session_reset && !c->k->shutting_down) {
+            /* Nothing of this operation survives a new session: start it over there. */
+            kl_spark_error_free(&err);
+            kl_grpc_status_clear(&st);
+            reset_session(c);
+            session_reset = true;
+            ss.got_any = false;
+            batches_free(b);
+            if (rel_resp && *rel_resp) {
+                spark__connect__execute_plan_response__free_unpacked(*rel_resp, NULL);
+                *rel_resp = NULL;
+            }
+            continue;
+        }
         bool retry = (kl_spark_error_retryable(&err) || (not_found && had_any)) &&
                      failures < RETRIES && !c->k->shutting_down;
         kl_spark_error_free(&err);

@@ -49,7 +49,11 @@ _Static_assert((int)KL_GRPC_UNAUTHENTICATED == (int)GRPC_STATUS_UNAUTHENTICATED,
 #define STATUS_DETAILS_BIN "grpc-status-details-bin"
 /* gRPC's default reconnect backoff grows to 2 minutes; a Spark server restarted from a notebook
  * should be found again within seconds, not lock the kernel out that long. */
-#define MAX_RECONNECT_BACKOFF_MS 10000
+/* gRPC's defaults back off up to two minutes between reconnection attempts, so a notebook whose
+ * server was down for a while kept failing with a stale "connection refused" after the server
+ * was back. A loopback or cluster-local server is cheap to probe: try at least every second. */
+#define INITIAL_RECONNECT_BACKOFF_MS 100
+#define MAX_RECONNECT_BACKOFF_MS     1000
 
 typedef enum { OP_UNARY, OP_SEND, OP_RECV, OP_STATUS } op_kind;
 typedef enum { KIND_UNARY, KIND_SERVER_STREAM, KIND_CLIENT_STREAM } stream_kind;
@@ -570,13 +574,15 @@ kl_grpc_channel *kl_grpc_channel_new(kl_grpc *g, const kl_sc_remote *r,
     snprintf(default_ua, sizeof default_ua, "kindling/%s", KL_VERSION);
     if (!ua) ua = default_ua;
 
-    grpc_arg args[10];
+    grpc_arg args[12];
     size_t n = 0;
 #define INT_ARG(k, v)                                                                              \
     args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = (char *)(k), .value.integer = (v)}
     INT_ARG(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_msg);
     INT_ARG(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_msg);
     INT_ARG(GRPC_ARG_CLIENT_IDLE_TIMEOUT_MS, idle);
+    INT_ARG(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, INITIAL_RECONNECT_BACKOFF_MS);
+    INT_ARG(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, INITIAL_RECONNECT_BACKOFF_MS);
     INT_ARG(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, MAX_RECONNECT_BACKOFF_MS);
     if (keepalive > 0) {
         INT_ARG(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive);

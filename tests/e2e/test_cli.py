@@ -66,7 +66,7 @@ def _spec(kernels: Path, name: str = "kindling") -> dict:
     return json.loads(path.read_text())
 
 
-def _check_default_spec(spec: dict) -> None:
+def _check_default_spec(spec: dict, env: dict | None = None) -> None:
     assert spec["argv"] == [str(kindling_binary()), "kernel", "-f", "{connection_file}"]
     assert Path(spec["argv"][0]).is_absolute()
     assert spec["display_name"] == "Spark SQL (Kindling)"
@@ -74,7 +74,7 @@ def _check_default_spec(spec: dict) -> None:
     assert spec["interrupt_mode"] == "message"
     assert spec["kernel_protocol_version"] == "5.5"
     assert spec["metadata"] == {}
-    assert spec.get("env", {}) == {}
+    assert spec.get("env", {}) == (env or {})
 
 
 def test_install_prefix(tmp_path):
@@ -91,7 +91,10 @@ def test_install_prefix(tmp_path):
 def test_install_sys_prefix_uses_virtual_env(tmp_path):
     result = run("install", "--sys-prefix", env=clean_env(VIRTUAL_ENV=str(tmp_path)))
     assert result.returncode == 0, result.stderr
-    _check_default_spec(_spec(tmp_path / "share" / "jupyter" / "kernels"))
+    # The environment is recorded, so a kernel started by that environment's Jupyter without
+    # activating it still finds the environment's pyspark for the embedded local server.
+    _check_default_spec(_spec(tmp_path / "share" / "jupyter" / "kernels"),
+                        env={"VIRTUAL_ENV": str(tmp_path)})
 
 
 def test_install_user(tmp_path):
