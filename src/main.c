@@ -54,7 +54,8 @@ static const char *INSTALL_USAGE =
     "\n"
     "      --user                  into the user's Jupyter data dir (the default):\n"
     "                              $JUPYTER_DATA_DIR or ~/.local/share/jupyter/kernels\n"
-    "      --sys-prefix            into the active virtualenv ($VIRTUAL_ENV)/share/jupyter/kernels\n"
+    "      --sys-prefix            into the active virtualenv "
+    "($VIRTUAL_ENV)/share/jupyter/kernels\n"
     "      --prefix DIR            into DIR/share/jupyter/kernels\n"
     "      --name NAME             kernelspec name (default kindling)\n"
     "      --display-name TEXT     name shown in front ends (default \"Spark SQL (Kindling)\")\n"
@@ -78,7 +79,9 @@ static int cmd_kernel(int argc, char **argv) {
     int c;
     while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'f': o.connection_file = optarg; break;
+        case 'f':
+            o.connection_file = optarg;
+            break;
         case 'l': {
             int level = kl_log_parse_level(optarg);
             if (level < 0) {
@@ -95,9 +98,15 @@ static int cmd_kernel(int argc, char **argv) {
             }
             kl_log_set_json(strcmp(optarg, "json") == 0);
             break;
-        case 'H': o.history_file = optarg; break;
-        case 'N': o.history_file = ""; break;
-        case 'r': o.spark_remote = optarg; break;
+        case 'H':
+            o.history_file = optarg;
+            break;
+        case 'N':
+            o.history_file = "";
+            break;
+        case 'r':
+            o.spark_remote = optarg;
+            break;
         case 'L': {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -109,8 +118,12 @@ static int cmd_kernel(int argc, char **argv) {
             o.display_limit = v;
             break;
         }
-        case 'h': fputs(KERNEL_USAGE, stdout); return 0;
-        default: fputs(KERNEL_USAGE, stderr); return 2;
+        case 'h':
+            fputs(KERNEL_USAGE, stdout);
+            return 0;
+        default:
+            fputs(KERNEL_USAGE, stderr);
+            return 2;
         }
     }
     if (!o.connection_file && optind < argc) o.connection_file = argv[optind++];
@@ -164,11 +177,21 @@ static int cmd_install(int argc, char **argv) {
     int c, rc = 2;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'u': where = "user"; break;
-        case 's': where = "sys-prefix"; break;
-        case 'p': where = "prefix", prefix = optarg; break;
-        case 'n': name = optarg; break;
-        case 'd': display = optarg; break;
+        case 'u':
+            where = "user";
+            break;
+        case 's':
+            where = "sys-prefix";
+            break;
+        case 'p':
+            where = "prefix", prefix = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'd':
+            display = optarg;
+            break;
         case 'e': {
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg) {
@@ -180,9 +203,16 @@ static int cmd_install(int argc, char **argv) {
             free(key);
             break;
         }
-        case 'r': remote = optarg; break;
-        case 'h': fputs(INSTALL_USAGE, stdout); rc = 0; goto out;
-        default: fputs(INSTALL_USAGE, stderr); goto out;
+        case 'r':
+            remote = optarg;
+            break;
+        case 'h':
+            fputs(INSTALL_USAGE, stdout);
+            rc = 0;
+            goto out;
+        default:
+            fputs(INSTALL_USAGE, stderr);
+            goto out;
         }
     }
     if (optind < argc) {
@@ -218,8 +248,7 @@ static int cmd_install(int argc, char **argv) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {
-        fprintf(stderr, "kindling install: cannot find this program's path: %s\n",
-                strerror(errno));
+        fprintf(stderr, "kindling install: cannot find this program's path: %s\n", strerror(errno));
         goto out;
     }
     exe[n] = 0;
@@ -228,10 +257,10 @@ static int cmd_install(int argc, char **argv) {
         json_array_append_new(args, json_string("--spark-remote"));
         json_array_append_new(args, json_string(remote));
     }
-    json_t *spec = json_pack("{s:o, s:s, s:s, s:s, s:s, s:O, s:{}}", "argv", args,
-                             "display_name", display, "language", "sql", "interrupt_mode",
-                             "message", "kernel_protocol_version", KL_PROTOCOL_VERSION, "env", env,
-                             "metadata");
+    json_t *spec =
+        json_pack("{s:o, s:s, s:s, s:s, s:s, s:O, s:{}}", "argv", args, "display_name", display,
+                  "language", "sql", "interrupt_mode", "message", "kernel_protocol_version",
+                  KL_PROTOCOL_VERSION, "env", env, "metadata");
     char logo_dir[PATH_MAX];
     find_logo_dir(exe, logo_dir, sizeof logo_dir);
     kl_kernelspec ks = {.name = name, .kernel_json = spec, .logo_dir = *logo_dir ? logo_dir : NULL};

@@ -20,8 +20,8 @@ typedef struct kl_connection_info {
     char *key;                 /* owned; "" = no signing */
     char signature_scheme[64]; /* e.g. "hmac-sha256" */
     char kernel_name[128];
-    char *curve_publickey;     /* owned; NULL when absent (Z85, 40 chars) */
-    char *curve_secretkey;     /* owned; NULL when absent */
+    char *curve_publickey; /* owned; NULL when absent (Z85, 40 chars) */
+    char *curve_secretkey; /* owned; NULL when absent */
 } kl_connection_info;
 
 const char *kl_channel_name(kl_channel ch); /* "shell", "iopub", ... */

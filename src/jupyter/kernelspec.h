@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 typedef struct kl_kernelspec {
-    const char *name;          /* directory name, e.g. "kindling" */
-    json_t *kernel_json;       /* borrowed; written as kernel.json */
-    const char *logo_dir;      /* directory with logo-32x32.png / logo-64x64.png, or NULL */
+    const char *name;     /* directory name, e.g. "kindling" */
+    json_t *kernel_json;  /* borrowed; written as kernel.json */
+    const char *logo_dir; /* directory with logo-32x32.png / logo-64x64.png, or NULL */
 } kl_kernelspec;
 
 /* The kernels directory for an install location:

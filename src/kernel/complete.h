@@ -11,7 +11,8 @@
 /* Builds a complete_reply content object (status, matches, cursor_start, cursor_end, metadata
  * with _jupyter_types_experimental) for code with the cursor at cursor_pos, counted in Unicode
  * code points as the protocol says. Keywords keep the case the user typed (upper unless the
- * prefix is all lower case); after % or %% the registry's magic names are offered. New reference. */
+ * prefix is all lower case); after % or %% the registry's magic names are offered. New reference.
+ */
 json_t *kl_complete(const char *code, size_t cursor_pos, const kl_magic_registry *magics);
 
 /* The token around a cursor (letters, digits, _, and a leading % or %%), as byte offsets. */

@@ -29,9 +29,12 @@ static json_t *is_complete(const kl_msg *msg) {
     const char *p = code + strspn(code, " \t\r\n");
     if (*p == '%') return json_pack("{s:s}", "status", "complete");
     switch (kl_sqltext_is_complete(code, strlen(code))) {
-    case KL_SQL_COMPLETE: return json_pack("{s:s}", "status", "complete");
-    case KL_SQL_INVALID: return json_pack("{s:s}", "status", "invalid");
-    default: return json_pack("{s:s, s:s}", "status", "incomplete", "indent", "");
+    case KL_SQL_COMPLETE:
+        return json_pack("{s:s}", "status", "complete");
+    case KL_SQL_INVALID:
+        return json_pack("{s:s}", "status", "invalid");
+    default:
+        return json_pack("{s:s, s:s}", "status", "incomplete", "indent", "");
     }
 }
 
@@ -48,13 +51,13 @@ static json_t *inspect(kl_kernel *k, const kl_msg *msg) {
     while (len && *tok == '%') tok++, len--;
     const kl_magic *m = len ? kl_magic_find(k->magics, tok, len, KL_MAGIC_LINE) : NULL;
     if (!m && len) m = kl_magic_find(k->magics, tok, len, KL_MAGIC_CELL);
-    if (!m) return json_pack("{s:s, s:b, s:{}, s:{}}", "status", "ok", "found", 0, "data", "metadata");
+    if (!m)
+        return json_pack("{s:s, s:b, s:{}, s:{}}", "status", "ok", "found", 0, "data", "metadata");
     char *text = NULL;
     const char *kinds = m->kinds == (KL_MAGIC_LINE | KL_MAGIC_CELL) ? "line and cell magic"
                         : m->kinds == KL_MAGIC_CELL                 ? "cell magic"
                                                                     : "line magic";
-    if (asprintf(&text, "%s\n\n%s\n%s", m->usage, m->help,
-                 detail > 0 ? kinds : "") < 0)
+    if (asprintf(&text, "%s\n\n%s\n%s", m->usage, m->help, detail > 0 ? kinds : "") < 0)
         text = NULL;
     json_t *reply = json_pack("{s:s, s:b, s:{s:s}, s:{}}", "status", "ok", "found", 1, "data",
                               "text/plain", text ? text : m->help, "metadata");
@@ -148,10 +151,13 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
         kl_comm_handle(k, t->session, msg);
     } else {
         log_unknown("shell", type);
-        if (reply_type(type, rtype, sizeof rtype)) kl_kernel_reply(k, k->shell, msg, rtype, unknown_request(type));
+        if (reply_type(type, rtype, sizeof rtype))
+            kl_kernel_reply(k, k->shell, msg, rtype, unknown_request(type));
     }
-    if (reply && reply_type(type, rtype, sizeof rtype)) kl_kernel_reply(k, k->shell, msg, rtype, reply);
-    else json_decref(reply);
+    if (reply && reply_type(type, rtype, sizeof rtype))
+        kl_kernel_reply(k, k->shell, msg, rtype, reply);
+    else
+        json_decref(reply);
     status(k, msg, "idle");
 }
 

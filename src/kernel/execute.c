@@ -17,7 +17,8 @@ static bool flag(json_t *content, const char *key, bool dflt) {
 
 void kl_ctx_stream(kl_magic_ctx *c, const char *name, const char *text) {
     if (!c->t->showoutput) return;
-    kl_kernel_publish(c->k, c->parent, "stream", json_pack("{s:s, s:s}", "name", name, "text", text));
+    kl_kernel_publish(c->k, c->parent, "stream",
+                      json_pack("{s:s, s:s}", "name", name, "text", text));
 }
 
 void kl_ctx_display(kl_magic_ctx *c, json_t *data, json_t *metadata) {
@@ -92,7 +93,8 @@ int kl_ctx_input(kl_magic_ctx *c, const char *prompt, bool password, char **valu
                             "this cell asks for input, but the client does not accept input "
                             "requests (allow_stdin is false)");
     int rc = kl_kernel_input(c->k, c->t, c->parent, prompt, password, value);
-    if (rc == -EINTR) return kl_ctx_error(c, "KeyboardInterrupt", "interrupted while waiting for input");
+    if (rc == -EINTR)
+        return kl_ctx_error(c, "KeyboardInterrupt", "interrupted while waiting for input");
     if (rc != 0) return kl_ctx_error(c, "StdinError", "no input: the kernel is shutting down");
     return 0;
 }
@@ -108,7 +110,8 @@ static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) 
     if (!m) {
         const char *prefix = kind == KL_MAGIC_CELL ? "%%" : "%";
         if (seg->name_len == 0) {
-            kl_ctx_error(c, "UsageError", "a lone '%s' is not a magic; %%lsmagic lists them", prefix);
+            kl_ctx_error(c, "UsageError", "a lone '%s' is not a magic; %%lsmagic lists them",
+                         prefix);
             return;
         }
         kl_magic_kind other = kind == KL_MAGIC_CELL ? KL_MAGIC_LINE : KL_MAGIC_CELL;
@@ -183,11 +186,11 @@ static json_t *user_expressions(json_t *content) {
     const char *key;
     json_t *v;
     json_object_foreach(exprs, key, v) {
-        json_object_set_new(
-            out, key,
-            json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "NotImplementedError",
-                      "evalue", "user_expressions need the Spark bridge; none is configured",
-                      "traceback"));
+        json_object_set_new(out, key,
+                            json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename",
+                                      "NotImplementedError", "evalue",
+                                      "user_expressions need the Spark bridge; none is configured",
+                                      "traceback"));
     }
     return out;
 }
@@ -200,14 +203,18 @@ void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     bool store = !silent && flag(content, "store_history", true);
     bool stop_on_error = flag(content, "stop_on_error", true);
 
-    kl_magic_ctx c = {.k = k, .t = t, .parent = msg, .silent = silent,
-                      .allow_stdin = flag(content, "allow_stdin", true), .payload = json_array()};
+    kl_magic_ctx c = {.k = k,
+                      .t = t,
+                      .parent = msg,
+                      .silent = silent,
+                      .allow_stdin = flag(content, "allow_stdin", true),
+                      .payload = json_array()};
     if (store) t->execution_count++;
     c.execution_count = t->execution_count;
     if (!silent)
-        kl_kernel_publish(k, msg, "execute_input",
-                          json_pack("{s:s, s:i}", "code", code, "execution_count",
-                                    c.execution_count));
+        kl_kernel_publish(
+            k, msg, "execute_input",
+            json_pack("{s:s, s:i}", "code", code, "execution_count", c.execution_count));
 
     kl_segment *segs = NULL;
     long n = kl_magic_parse(code, strlen(code), &segs);
@@ -217,7 +224,8 @@ void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
             run_code(&c, code, &segs[i]);
         else
             run_magic(&c, code, &segs[i]);
-        if (!c.failed && t->interrupted) kl_ctx_error(&c, "KeyboardInterrupt", "the cell was interrupted");
+        if (!c.failed && t->interrupted)
+            kl_ctx_error(&c, "KeyboardInterrupt", "the cell was interrupted");
     }
     free(segs);
 
@@ -228,14 +236,14 @@ void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
         kl_kernel_publish(k, msg, "error",
                           json_pack("{s:s, s:s, s:O}", "ename", c.ename, "evalue", c.evalue,
                                     "traceback", c.traceback));
-        reply = json_pack("{s:s, s:i, s:s, s:s, s:O, s:o, s:o}", "status", "error",
-                          "execution_count", c.execution_count, "ename", c.ename, "evalue",
-                          c.evalue, "traceback", c.traceback, "payload", c.payload,
-                          "user_expressions", json_object());
+        reply =
+            json_pack("{s:s, s:i, s:s, s:s, s:O, s:o, s:o}", "status", "error", "execution_count",
+                      c.execution_count, "ename", c.ename, "evalue", c.evalue, "traceback",
+                      c.traceback, "payload", c.payload, "user_expressions", json_object());
     } else {
-        reply = json_pack("{s:s, s:i, s:o, s:o}", "status", "ok", "execution_count",
-                          c.execution_count, "payload", c.payload, "user_expressions",
-                          user_expressions(content));
+        reply =
+            json_pack("{s:s, s:i, s:o, s:o}", "status", "ok", "execution_count", c.execution_count,
+                      "payload", c.payload, "user_expressions", user_expressions(content));
     }
     kl_kernel_reply(k, k->shell, msg, "execute_reply", reply);
 

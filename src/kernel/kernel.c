@@ -17,7 +17,7 @@
 
 /* A slow IOPub subscriber makes sends wait (XPUB_NODROP) instead of losing output; the mark only
  * bounds how much the kernel holds for it before that backpressure starts. */
-#define IOPUB_HWM 100000
+#define IOPUB_HWM  100000
 #define ROUTER_HWM 100000
 /* Pending replies (shutdown_reply above all) get this long to leave when the sockets close. */
 #define CLOSE_LINGER_MS 2000
@@ -100,9 +100,8 @@ json_t *kl_kernel_info_content(const kl_kernel *k) {
         "codemirror_mode", "sql", "nbconvert_exporter", "script", "banner",
         "Kindling " KL_VERSION " - Spark SQL through Spark Connect.\n"
         "Type SQL, or %lsmagic for the magics.",
-        "help_links", "text", "Spark SQL reference",
-        "url", "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features",
-        "debugger", 0);
+        "help_links", "text", "Spark SQL reference", "url",
+        "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features", "debugger", 0);
 }
 
 static void interrupt_one(const char *key, void *value, void *arg) {
@@ -271,8 +270,7 @@ static void stdin_reader(void *arg) {
  * sees every message. XPUB_VERBOSE passes repeated subscriptions up, one per client. */
 static void iopub_main(void *arg) {
     kl_kernel *k = arg;
-    publish_topic(k, NULL, "status", json_pack("{s:s}", "execution_state", "starting"), NULL,
-                  NULL);
+    publish_topic(k, NULL, "status", json_pack("{s:s}", "execution_state", "starting"), NULL, NULL);
     for (;;) {
         kl_frames f;
         kl_frames_init(&f);
@@ -370,8 +368,8 @@ static int open_socket(kl_kernel *k, kl_zsock **out, int type, kl_channel ch, ch
     }
     int rc = kl_zsock_bind(zs, endpoint);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot bind the %s channel to %s: %s", kl_channel_name(ch),
-                 endpoint, zmq_strerror(-rc));
+        snprintf(err, errlen, "cannot bind the %s channel to %s: %s", kl_channel_name(ch), endpoint,
+                 zmq_strerror(-rc));
         kl_zsock_close(zs);
         return -1;
     }

@@ -41,11 +41,11 @@ typedef struct kl_kernel {
     char kernel_id[KL_UUID_STRLEN];
     char session[KL_UUID_STRLEN]; /* header.session of messages the kernel originates */
     kl_magic_registry *magics;
-    char *history_path;  /* NULL when history is off */
+    char *history_path; /* NULL when history is off */
     /* Written and read only on the history thread (NULL when off or failed to open). */
     kl_history *history;
     unsigned long bad_messages;
-    kl_strmap *tenants;  /* client session id -> kl_tenant */
+    kl_strmap *tenants; /* client session id -> kl_tenant */
     kl_comm_manager *comms;
     struct kl_sql *sql;
     struct kl_input_wait *inputs; /* pending input_requests */
@@ -82,7 +82,8 @@ json_t *kl_kernel_info_content(const kl_kernel *k);
 int kl_kernel_history_run(kl_kernel *k, void (*fn)(void *arg), void *arg);
 
 /* Coroutine: sends an input_request to the client of parent over stdin and parks until its
- * input_reply (0, *value malloc'd: caller frees), an interrupt (-EINTR) or shutdown (-ECANCELED). */
+ * input_reply (0, *value malloc'd: caller frees), an interrupt (-EINTR) or shutdown (-ECANCELED).
+ */
 int kl_kernel_input(kl_kernel *k, kl_tenant *t, const kl_msg *parent, const char *prompt,
                     bool password, char **value);
 

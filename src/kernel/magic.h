@@ -30,7 +30,8 @@ int kl_magic_register(kl_magic_registry *reg, const kl_magic *m);
 /* Case-insensitive lookup of a magic usable as kind; NULL when none. */
 const kl_magic *kl_magic_find(const kl_magic_registry *reg, const char *name, size_t namelen,
                               kl_magic_kind kind);
-/* The registered name closest to name (edit distance, case-insensitive), or NULL if none is near. */
+/* The registered name closest to name (edit distance, case-insensitive), or NULL if none is near.
+ */
 const char *kl_magic_closest(const kl_magic_registry *reg, const char *name, size_t namelen);
 /* Visits every magic in name order (case-insensitive). */
 void kl_magic_foreach(const kl_magic_registry *reg, void (*fn)(const kl_magic *m, void *arg),

@@ -12,7 +12,7 @@
 
 struct kl_tenant {
     kl_kernel *k;
-    char *session; /* owned: the client's header.session */
+    char *session;  /* owned: the client's header.session */
     kl_chan *inbox; /* kl_msg * (owned by the channel until received) */
     kl_coro *coro;
     int execution_count;

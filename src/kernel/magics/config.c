@@ -27,10 +27,10 @@ static void show_pairs(kl_magic_ctx *c, const Spark__Connect__ConfigResponse *r)
         fprintf(f, "%s%s = %s", i ? "\n" : "", r->pairs[i]->key ? r->pairs[i]->key : "",
                 r->pairs[i]->value ? r->pairs[i]->value : "<unset>");
     fclose(f);
-    kl_ctx_result(c,
-                  json_pack("{s:s}", "text/plain",
-                            r->n_pairs ? text : "(no settings of this session match)"),
-                  NULL);
+    kl_ctx_result(
+        c,
+        json_pack("{s:s}", "text/plain", r->n_pairs ? text : "(no settings of this session match)"),
+        NULL);
     free(text);
 }
 
