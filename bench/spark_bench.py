@@ -33,6 +33,10 @@ import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The same source and machine description as the protocol benchmark's.
+from run import machine_info, source_state  # noqa: E402
+
 try:
     import numpy as np
     import pyarrow as pa
@@ -314,31 +318,6 @@ def render_markdown(res: dict, args: argparse.Namespace) -> str:
         "returns.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def source_state() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown source"
-    return f"commit {head}" + (" + uncommitted changes under src/" if dirty else "")
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "os": platform.platform(),
-            "loadavg_at_start": os.getloadavg()}
 
 
 # --------------------------------------------------------------------------------------------
