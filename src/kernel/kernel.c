@@ -89,8 +89,7 @@ int kl_kernel_reply(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, const ch
 
 /* ---- kernel info, interrupt, history ---------------------------------------------------- */
 
-json_t *kl_kernel_info_content(const kl_kernel *k) {
-    (void)k;
+static json_t *info_content_new(void) {
     return json_pack(
         "{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:[{s:s, s:s}], s:[], "
         "s:b}",
@@ -102,6 +101,10 @@ json_t *kl_kernel_info_content(const kl_kernel *k) {
         "Type SQL, or %lsmagic for the magics.",
         "help_links", "text", "Spark SQL reference", "url",
         "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features", "debugger", 0);
+}
+
+json_t *kl_kernel_info_content(const kl_kernel *k) {
+    return json_incref(k->info_content);
 }
 
 static void interrupt_one(const char *key, void *value, void *arg) {
@@ -425,6 +428,11 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     kl_config_magics_register(k->magics);
     kl_comm_register_builtin(k->comms);
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
+    k->info_content = info_content_new();
+    if (!k->info_content) {
+        snprintf(err, errlen, "out of memory while starting");
+        return -1;
+    }
 
     if (open_socket(k, &k->shell, ZMQ_ROUTER, KL_CH_SHELL, err, errlen) ||
         open_socket(k, &k->control, ZMQ_ROUTER, KL_CH_CONTROL, err, errlen) ||
@@ -463,6 +471,7 @@ static void teardown(kl_kernel *k) {
     if (k->shell || k->iopub) close_sockets(k);
     if (k->heartbeat) kl_heartbeat_stop(k->heartbeat);
     kl_sql_free(k->sql);
+    json_decref(k->info_content);
     if (k->history_pool) kl_pool_free(k->history_pool);
     if (k->pool) kl_pool_free(k->pool);
     kl_history_close(k->history);

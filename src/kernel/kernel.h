@@ -45,7 +45,8 @@ typedef struct kl_kernel {
     /* Written and read only on the history thread (NULL when off or failed to open). */
     kl_history *history;
     unsigned long bad_messages;
-    kl_strmap *tenants; /* client session id -> kl_tenant */
+    json_t *info_content; /* kernel_info_reply content, the same for every request */
+    kl_strmap *tenants;   /* client session id -> kl_tenant */
     kl_comm_manager *comms;
     struct kl_sql *sql;
     struct kl_input_wait *inputs; /* pending input_requests */
@@ -76,7 +77,7 @@ void kl_kernel_begin_shutdown(kl_kernel *k, bool restart);
 void kl_kernel_interrupt_session(kl_kernel *k, const char *session);
 /* Marks every running cell interrupted and wakes those waiting interruptibly. */
 void kl_kernel_interrupt_all(kl_kernel *k);
-/* kernel_info_reply content (new reference). */
+/* kernel_info_reply content (a new reference to one shared object: send it, never modify it). */
 json_t *kl_kernel_info_content(const kl_kernel *k);
 /* Coroutine: runs fn(arg) on the history thread when history is enabled; returns -1 otherwise. */
 int kl_kernel_history_run(kl_kernel *k, void (*fn)(void *arg), void *arg);
