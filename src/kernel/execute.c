@@ -186,11 +186,13 @@ static json_t *user_expressions(json_t *content) {
     const char *key;
     json_t *v;
     json_object_foreach(exprs, key, v) {
-        json_object_set_new(out, key,
-                            json_pack("{s:s, s:s, s:s, s:[]}", "status", "error", "ename",
-                                      "NotImplementedError", "evalue",
-                                      "user_expressions need the Spark bridge; none is configured",
-                                      "traceback"));
+        json_object_set_new(
+            out, key,
+            json_pack(
+                "{s:s, s:s, s:s, s:[]}", "status", "error", "ename", "NotImplementedError",
+                "evalue",
+                "Kindling does not evaluate user_expressions; run the expression as a SQL cell",
+                "traceback"));
     }
     return out;
 }
