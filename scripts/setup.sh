@@ -20,7 +20,8 @@ APT_PACKAGES=(
   libuv1-dev libzmq3-dev libjansson-dev libssl-dev libmsgpack-dev libsqlite3-dev
   libcriterion-dev
   liblz4-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
-  openjdk-17-jre-headless
+  libcurl4-openssl-dev libedit-dev libmicrohttpd-dev
+  openjdk-17-jdk-headless maven
   clang libclang-rt-14-dev clang-format
   python3-venv
 )

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "jupyter/kernelspec.h"
 #include "kernel/kernel.h"
 #include "kl_version.h"
@@ -21,6 +22,9 @@ static const char *USAGE =
     "Usage:\n"
     "  kindling kernel -f CONNECTION_FILE [options]   run a kernel (Jupyter starts this)\n"
     "  kindling install [options]                     install the kernelspec\n"
+    "  kindling exec --existing FILE (-c TEXT | --file F)  run cells on a running kernel\n"
+    "  kindling console --existing FILE               an interactive session on a kernel\n"
+    "  kindling call --existing FILE --target T ...   a comm RPC call (e.g. kindling.sql)\n"
     "  kindling --version                             print the version\n"
     "  kindling help [COMMAND]                        this text, or a command's options\n";
 
@@ -43,6 +47,11 @@ static const char *KERNEL_USAGE =
     "                              local Spark Connect server itself (SPARK_HOME, or the pyspark\n"
     "                              package of $VIRTUAL_ENV or python3; needs Java 17+)\n"
     "      --display-limit N       rows shown per result (default 1000); %%sql --limit N per cell\n"
+    "      --magic-plugin PATH     load a magic plugin (a shared object); repeatable\n"
+    "      --plugin-dir DIR        load every *.so in DIR as a magic plugin; default\n"
+    "                              $KINDLING_PLUGIN_DIR\n"
+    "      --allow-shell           enable %sh and %%sh (commands run as the kernel's user)\n"
+    "      --shell-timeout SECS    longest a %sh command may run (default 600)\n"
     "  -h, --help                  this text\n"
     "\n"
     "Logs go to stderr. SIGINT interrupts the running cells; SIGTERM shuts down cleanly.\n";
@@ -72,10 +81,18 @@ static int cmd_kernel(int argc, char **argv) {
         {"no-history", no_argument, NULL, 'N'},
         {"spark-remote", required_argument, NULL, 'r'},
         {"display-limit", required_argument, NULL, 'L'},
+        {"magic-plugin", required_argument, NULL, 'P'},
+        {"plugin-dir", required_argument, NULL, 'D'},
+        {"allow-shell", no_argument, NULL, 'S'},
+        {"shell-timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
     kl_kernel_options o = {0};
+    /* At most one plugin per argument, so argc bounds the list. */
+    const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
+    if (!plugins) return 1;
+    o.magic_plugins = plugins;
     int c;
     while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -116,6 +133,26 @@ static int cmd_kernel(int argc, char **argv) {
                 return 2;
             }
             o.display_limit = v;
+            break;
+        }
+        case 'P':
+            plugins[o.n_magic_plugins++] = optarg;
+            break;
+        case 'D':
+            o.plugin_dir = optarg;
+            break;
+        case 'S':
+            o.allow_shell = true;
+            break;
+        case 'T': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 86400 * 7) {
+                fprintf(stderr,
+                        "kindling kernel: --shell-timeout takes seconds from 1 to 604800\n");
+                return 2;
+            }
+            o.shell_timeout = v;
             break;
         }
         case 'h':
@@ -302,6 +339,9 @@ int main(int argc, char **argv) {
     /* getopt_long sees the command's own arguments, with the command as argv[0]. */
     if (strcmp(cmd, "kernel") == 0) return cmd_kernel(argc - 1, argv + 1);
     if (strcmp(cmd, "install") == 0) return cmd_install(argc - 1, argv + 1);
+    if (strcmp(cmd, "exec") == 0) return kl_cli_exec(argc - 1, argv + 1);
+    if (strcmp(cmd, "console") == 0) return kl_cli_console(argc - 1, argv + 1);
+    if (strcmp(cmd, "call") == 0) return kl_cli_call(argc - 1, argv + 1);
     fprintf(stderr, "kindling: unknown command \"%s\"\n\n%s", cmd, USAGE);
     return 2;
 }

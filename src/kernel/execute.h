@@ -50,5 +50,18 @@ int kl_ctx_input(kl_magic_ctx *c, const char *prompt, bool password, char **valu
 /* Registers the built-in magics (magics/builtin.c) and %config (magics/config.c). */
 int kl_builtin_magics_register(kl_magic_registry *reg);
 int kl_config_magics_register(kl_magic_registry *reg);
+/* %set, %progress, %connect, %%dataframe (magics/session.c). */
+int kl_session_magics_register(kl_magic_registry *reg);
+/* %explain, %schema, %tables, %databases, %functions, %describe (magics/catalog.c). */
+int kl_catalog_magics_register(kl_magic_registry *reg);
+/* %AddJar, %AddFile, %AddDeps (magics/artifact.c). */
+int kl_artifact_magics_register(kl_magic_registry *reg);
+/* %sh, %%sh, %env, %time, %history, %load_magic (magics/shell.c). */
+int kl_shell_magics_register(kl_magic_registry *reg);
+/* Loads --magic-plugin files and the plugin directory (kernel/plugin.c); -1 with err set when a
+ * named plugin cannot be loaded. */
+int kl_plugin_load_startup(kl_kernel *k, char *err, size_t errlen);
+/* Frees the tenant's catalog cache (kernel/catalog.c). */
+void kl_catalog_tenant_free(kl_tenant *t);
 
 #endif

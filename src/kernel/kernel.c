@@ -426,6 +426,11 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     }
     kl_builtin_magics_register(k->magics);
     kl_config_magics_register(k->magics);
+    kl_session_magics_register(k->magics);
+    kl_catalog_magics_register(k->magics);
+    kl_artifact_magics_register(k->magics);
+    kl_shell_magics_register(k->magics);
+    if (kl_plugin_load_startup(k, err, errlen) != 0) return -1;
     kl_comm_register_builtin(k->comms);
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
     k->info_content = info_content_new();

@@ -19,10 +19,15 @@
 
 typedef struct kl_kernel_options {
     const char *connection_file;
-    const char *history_file; /* NULL: the default location; "" : no history on disk */
-    const char *spark_remote; /* sc:// URL or "local"; NULL: $SPARK_REMOTE, else local */
-    int pool_threads;         /* 0: default */
-    long display_limit;       /* rows shown per result; 0: KL_SQL_DEFAULT_DISPLAY_LIMIT */
+    const char *history_file;   /* NULL: the default location; "" : no history on disk */
+    const char *spark_remote;   /* sc:// URL or "local"; NULL: $SPARK_REMOTE, else local */
+    int pool_threads;           /* 0: default */
+    long display_limit;         /* rows shown per result; 0: KL_SQL_DEFAULT_DISPLAY_LIMIT */
+    const char **magic_plugins; /* --magic-plugin paths, loaded at start (borrowed) */
+    int n_magic_plugins;
+    const char *plugin_dir; /* NULL: $KINDLING_PLUGIN_DIR, else none */
+    bool allow_shell;       /* %sh / %%sh enabled */
+    long shell_timeout;     /* seconds a %sh command may run; 0: the default */
 } kl_kernel_options;
 
 typedef struct kl_comm_manager kl_comm_manager;

@@ -60,6 +60,7 @@ static void tenant_main(void *arg) {
         kl_msg_free(m);
     }
     kl_strmap_del(k->tenants, t->session);
+    kl_catalog_tenant_free(t);
     kl_sql_tenant_free(t);
     kl_chan_free(t->inbox);
     free(t->front);

@@ -9,6 +9,7 @@
 
 #include "kernel/kernel.h"
 #include "runtime/chan.h"
+#include "runtime/strmap.h"
 
 struct kl_tenant {
     kl_kernel *k;
@@ -28,6 +29,16 @@ struct kl_tenant {
     void (*interrupt_hook)(void *arg);
     void *interrupt_arg;
     struct kl_spark_client *spark; /* this connection's Spark session, made on first use */
+    /* SQL parameters (%set name=value): name -> malloc'd value text, bound as named arguments.
+     * Owned by the tenant; the SQL module fills and frees it (kl_sql_tenant_free). */
+    kl_strmap *params;
+    bool progress; /* %progress: live ExecutionProgress display while a query runs */
+    /* %connect: this connection's own endpoint, replacing the kernel's (NULL: the kernel's).
+     * Owned and freed by the SQL module. */
+    struct kl_tenant_remote *remote;
+    /* Catalog names cached for completion and inspection; owned by the catalog module
+     * (kl_catalog_tenant_free). */
+    struct kl_catalog *catalog;
     /* Requests taken out of the inbox when a cell failed with stop_on_error: they are handled
      * before the inbox, and those marked aborted are answered "aborted" instead of run. */
     struct kl_queued *front;

@@ -68,6 +68,23 @@ const char *kl_spark_client_server_session_id(const kl_spark_client *c) {
     return c->server_session_id;
 }
 
+static void observe_session(kl_spark_client *c, const char *server_session_id);
+
+void kl_spark_client_common(kl_spark_client *c, kl_spark_common *out) {
+    out->session_id = c->session_id;
+    out->user_context = &c->uc;
+    out->client_type = c->client_type;
+    out->server_session_id = c->server_session_id;
+}
+
+kl_grpc_channel *kl_spark_client_channel(kl_spark_client *c) {
+    return c->ch;
+}
+
+void kl_spark_client_observe(kl_spark_client *c, const char *server_session_id) {
+    observe_session(c, server_session_id);
+}
+
 static void observe_session(kl_spark_client *c, const char *server_session_id) {
     if (!server_session_id || !*server_session_id) return;
     if (c->server_session_id && strcmp(c->server_session_id, server_session_id) == 0) return;
@@ -121,6 +138,12 @@ static int call_unary(kl_spark_client *c, const char *rpc, const ProtobufCMessag
         return -1;
     }
     return 0;
+}
+
+int kl_spark_client_unary(kl_spark_client *c, const char *rpc, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, const kl_grpc_call_opts *opt,
+                          ProtobufCMessage **resp, kl_grpc_status *st) {
+    return call_unary(c, rpc, req, resp_desc, opt, resp, st);
 }
 
 int kl_spark_client_version(kl_spark_client *c, const kl_grpc_call_opts *opt, char **version,
@@ -219,6 +242,11 @@ static kl_spark_exec *execute_plan(kl_spark_client *c, Spark__Connect__Plan *pla
     e->s = kl_grpc_stream_open(c->ch, KL_SPARK_SERVICE "ExecutePlan", buf, len, &opt->call);
     free(buf);
     return e;
+}
+
+kl_spark_exec *kl_spark_client_execute_plan(kl_spark_client *c, Spark__Connect__Plan *plan,
+                                            const kl_spark_exec_opts *opt) {
+    return execute_plan(c, plan, opt);
 }
 
 kl_spark_exec *kl_spark_client_execute_sql(kl_spark_client *c, const char *sql,

@@ -28,6 +28,33 @@ const char *kl_spark_client_session_id(const kl_spark_client *c);
 /* The server's id for this session (from any response), or NULL before the first answer. */
 const char *kl_spark_client_server_session_id(const kl_spark_client *c);
 
+/* ---- Building other requests (modules beside this one: artifacts, analysis, catalog) ---- */
+
+/* The fields every Spark Connect request carries; borrowed from the client, valid while it lives.
+ */
+typedef struct kl_spark_common {
+    char *session_id;
+    Spark__Connect__UserContext *user_context;
+    char *client_type;
+    char *server_session_id; /* NULL before the server has named it */
+} kl_spark_common;
+void kl_spark_client_common(kl_spark_client *c, kl_spark_common *out);
+#define KL_SPARK_FILL_COMMON(req, cm)                                                              \
+    do {                                                                                           \
+        (req).session_id = (cm).session_id;                                                        \
+        (req).user_context = (cm).user_context;                                                    \
+        (req).client_type = (cm).client_type;                                                      \
+        (req).client_observed_server_side_session_id = (cm).server_session_id;                     \
+    } while (0)
+/* Records the server's session id from a response (so a restarted server is noticed). */
+void kl_spark_client_observe(kl_spark_client *c, const char *server_session_id);
+kl_grpc_channel *kl_spark_client_channel(kl_spark_client *c);
+/* Coroutine: one unary RPC (rpc is the method name, e.g. "ArtifactStatus"). 0 with *resp unpacked
+ * (free with protobuf_c_message_free_unpacked(*resp, NULL)), or -1 with st set. */
+int kl_spark_client_unary(kl_spark_client *c, const char *rpc, const ProtobufCMessage *req,
+                          const ProtobufCMessageDescriptor *resp_desc, const kl_grpc_call_opts *opt,
+                          ProtobufCMessage **resp, kl_grpc_status *st);
+
 /* Coroutine: AnalyzePlan spark_version. 0 with *version (caller frees), or -1. opt may be NULL. */
 int kl_spark_client_version(kl_spark_client *c, const kl_grpc_call_opts *opt, char **version,
                             kl_grpc_status *st);
@@ -61,6 +88,9 @@ kl_spark_exec *kl_spark_client_execute_relation(kl_spark_client *c, Spark__Conne
 kl_spark_exec *kl_spark_client_reattach(kl_spark_client *c, const char *operation_id,
                                         const char *last_response_id,
                                         const kl_spark_exec_opts *opt);
+/* Starts ExecutePlan of any plan (borrowed; packed before returning). */
+kl_spark_exec *kl_spark_client_execute_plan(kl_spark_client *c, Spark__Connect__Plan *plan,
+                                            const kl_spark_exec_opts *opt);
 const char *kl_spark_exec_operation_id(const kl_spark_exec *e);
 /* Coroutine: the next response, unpacked. Returns 1 with *resp (free with
  * spark__connect__execute_plan_response__free_unpacked(*resp, NULL)), 0 at a clean end, -1 at a
