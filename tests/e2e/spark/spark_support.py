@@ -140,9 +140,15 @@ def _is_zombie(pid: int) -> bool:
 
 class SparkKernel(KernelHandle):
     """A kindling kernel whose kernelspec passes --spark-remote URL (or nothing, for the embedded
-    local server), started with env as its whole environment."""
+    local server) and extra_args, started with env as its whole environment."""
 
-    def __init__(self, workdir: Path, remote: str | None, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        remote: str | None,
+        env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
+    ):
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.log_path = workdir / "kernel-stderr.log"
@@ -159,6 +165,7 @@ class SparkKernel(KernelHandle):
             del argv[i : i + 2]
         if remote is not None:
             argv += ["--spark-remote", remote]
+        argv += extra_args or []
         spec_file.write_text(json.dumps(spec, indent=1))
         ksm = KernelSpecManager(kernel_dirs=[str(kernels)])
         self.km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
