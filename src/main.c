@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "cli/cli.h"
 #include "jupyter/kernelspec.h"
@@ -52,6 +53,12 @@ static const char *KERNEL_USAGE =
     "                              $KINDLING_PLUGIN_DIR\n"
     "      --allow-shell           enable %sh and %%sh (commands run as the kernel's user)\n"
     "      --shell-timeout SECS    longest a %sh command may run (default 600)\n"
+    "      --max-connections N     client sessions served at once (default 4096); more are\n"
+    "                              refused with a TooManyConnections error\n"
+    "      --cull-idle SECS        close a connection idle this long, releasing its Spark\n"
+    "                              session (default: never)\n"
+    "      --shared-session        one Spark session for every connection (Toree's shared\n"
+    "                              state: temp views visible to all); default: one each\n"
     "  -h, --help                  this text\n"
     "\n"
     "Logs go to stderr. SIGINT interrupts the running cells; SIGTERM shuts down cleanly.\n";
@@ -85,6 +92,9 @@ static int cmd_kernel(int argc, char **argv) {
         {"plugin-dir", required_argument, NULL, 'D'},
         {"allow-shell", no_argument, NULL, 'S'},
         {"shell-timeout", required_argument, NULL, 'T'},
+        {"max-connections", required_argument, NULL, 'M'},
+        {"cull-idle", required_argument, NULL, 'C'},
+        {"shared-session", no_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -155,6 +165,25 @@ static int cmd_kernel(int argc, char **argv) {
             o.shell_timeout = v;
             break;
         }
+        case 'M':
+        case 'C': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            long max = c == 'M' ? 1000000 : 86400L * 365;
+            if (*end || v < 1 || v > max) {
+                fprintf(stderr, "kindling kernel: --%s takes a number from 1 to %ld\n",
+                        c == 'M' ? "max-connections" : "cull-idle", max);
+                return 2;
+            }
+            if (c == 'M')
+                o.max_connections = v;
+            else
+                o.cull_idle = v;
+            break;
+        }
+        case 'X':
+            o.shared_session = true;
+            break;
         case 'h':
             fputs(KERNEL_USAGE, stdout);
             return 0;
@@ -294,10 +323,12 @@ static int cmd_install(int argc, char **argv) {
         json_array_append_new(args, json_string("--spark-remote"));
         json_array_append_new(args, json_string(remote));
     }
-    json_t *spec =
-        json_pack("{s:o, s:s, s:s, s:s, s:s, s:O, s:{}}", "argv", args, "display_name", display,
-                  "language", "sql", "interrupt_mode", "message", "kernel_protocol_version",
-                  KL_PROTOCOL_VERSION, "env", env, "metadata");
+    json_t *spec = json_pack(
+        "{s:o, s:s, s:s, s:s, s:s, s:O, s:o}", "argv", args, "display_name", display, "language",
+        "sql", "interrupt_mode", "message", "kernel_protocol_version", KL_PROTOCOL_VERSION, "env",
+        env, "metadata",
+        /* JEP 145: launchers may then hand the kernel CurveZMQ keys. */
+        zmq_has("curve") ? json_pack("{s:[s]}", "supported_encryption", "curve") : json_object());
     char logo_dir[PATH_MAX];
     find_logo_dir(exe, logo_dir, sizeof logo_dir);
     kl_kernelspec ks = {.name = name, .kernel_json = spec, .logo_dir = *logo_dir ? logo_dir : NULL};

@@ -7,6 +7,7 @@
 #include "kernel/complete.h"
 #include "kernel/execute.h"
 #include "kernel/sqltext.h"
+#include "kernel/tenant.h"
 #include "runtime/log.h"
 
 static void status(kl_kernel *k, const kl_msg *parent, const char *state) {
@@ -169,6 +170,55 @@ void kl_dispatch_abort(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     status(k, msg, "idle");
 }
 
+/* ---- subshells (JEP 91) ---------------------------------------------------------------- */
+
+/* Subshells belong to the connection that made them: another client can neither see nor use
+ * nor delete them, so tenants stay isolated. */
+typedef struct subshell_list {
+    const char *session;
+    json_t *ids;
+} subshell_list;
+
+static void list_one(const char *key, void *value, void *arg) {
+    (void)key;
+    subshell_list *l = arg;
+    kl_tenant *t = value;
+    if (t->parent && strcmp(t->session, l->session) == 0)
+        json_array_append_new(l->ids, json_string(t->subshell_id));
+}
+
+static json_t *subshell_error(const char *ename, const char *evalue) {
+    return json_pack("{s:s, s:s, s:s, s:[s]}", "status", "error", "ename", ename, "evalue", evalue,
+                     "traceback", evalue);
+}
+
+static json_t *subshell_request(kl_kernel *k, const kl_msg *msg, const char *type) {
+    const char *session = kl_msg_session(msg);
+    if (strcmp(type, "create_subshell_request") == 0) {
+        kl_tenant *parent = kl_tenant_get(k, session);
+        if (!parent)
+            return subshell_error("TooManyConnections",
+                                  "this kernel serves no more connections (--max-connections)");
+        kl_tenant *t = kl_tenant_new_subshell(parent);
+        if (!t) return subshell_error("MemoryError", "could not create a subshell");
+        return json_pack("{s:s, s:s}", "status", "ok", "subshell_id", t->subshell_id);
+    }
+    if (strcmp(type, "delete_subshell_request") == 0) {
+        const char *id = str(msg->content, "subshell_id", "");
+        kl_tenant *t = *id ? kl_tenant_find_subshell(k, session, id) : NULL;
+        if (!t) {
+            char why[256];
+            snprintf(why, sizeof why, "no subshell \"%.64s\" belongs to this connection", id);
+            return subshell_error("SubshellNotFound", why);
+        }
+        kl_tenant_close(t);
+        return json_pack("{s:s}", "status", "ok");
+    }
+    subshell_list l = {session, json_array()};
+    kl_strmap_foreach(k->tenants, list_one, &l);
+    return json_pack("{s:s, s:o}", "status", "ok", "subshell_id", l.ids);
+}
+
 void kl_dispatch_control(kl_kernel *k, kl_zsock *sock, const kl_msg *msg) {
     const char *type = kl_msg_type(msg);
     char rtype[64];
@@ -186,6 +236,11 @@ void kl_dispatch_control(kl_kernel *k, kl_zsock *sock, const kl_msg *msg) {
         status(k, msg, "idle");
         kl_kernel_begin_shutdown(k, restart);
         return;
+    } else if (strcmp(type, "create_subshell_request") == 0 ||
+               strcmp(type, "delete_subshell_request") == 0 ||
+               strcmp(type, "list_subshell_request") == 0) {
+        reply_type(type, rtype, sizeof rtype);
+        kl_kernel_reply(k, sock, msg, rtype, subshell_request(k, msg, type));
     } else if (strcmp(type, "debug_request") == 0) {
         json_t *seq = json_object_get(msg->content, "seq");
         kl_kernel_reply(k, sock, msg, "debug_reply",

@@ -54,9 +54,16 @@ static int publish_topic(kl_kernel *k, const kl_msg *parent, const char *msg_typ
     }
     /* IOPub carries a topic frame where replies carry the requester's identities. */
     kl_frames_clear(&m.idents);
-    char buf[128];
+    char buf[256];
     if (!topic) {
-        snprintf(buf, sizeof buf, "kernel.%s.%s", k->kernel_id, msg_type);
+        /* Naming the client session lets a tenant-aware client subscribe to its own traffic
+         * only ("session.<its session id>."), with no need to know the kernel's id; clients
+         * that subscribe to everything are unaffected. */
+        const char *session = parent ? kl_msg_session(parent) : "";
+        if (*session && strlen(session) < 128)
+            snprintf(buf, sizeof buf, "session.%s.%s", session, msg_type);
+        else
+            snprintf(buf, sizeof buf, "kernel.%s.%s", k->kernel_id, msg_type);
         topic = buf;
     }
     kl_frames_add(&m.idents, topic, strlen(topic));
@@ -91,8 +98,8 @@ int kl_kernel_reply(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, const ch
 
 static json_t *info_content_new(void) {
     return json_pack(
-        "{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:[{s:s, s:s}], s:[], "
-        "s:b}",
+        "{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}, s:s, s:[{s:s, s:s}], "
+        "s:[s], s:b}",
         "status", "ok", "protocol_version", KL_PROTOCOL_VERSION, "implementation", "kindling",
         "implementation_version", KL_VERSION, "language_info", "name", "sql", "version", "",
         "mimetype", "text/x-sql", "file_extension", ".sql", "pygments_lexer", "sql",
@@ -100,7 +107,8 @@ static json_t *info_content_new(void) {
         "Kindling " KL_VERSION " - Spark SQL through Spark Connect.\n"
         "Type SQL, or %lsmagic for the magics.",
         "help_links", "text", "Spark SQL reference", "url",
-        "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features", "debugger", 0);
+        "https://spark.apache.org/docs/latest/sql-ref.html", "supported_features",
+        "kernel subshells", "debugger", 0);
 }
 
 json_t *kl_kernel_info_content(const kl_kernel *k) {
@@ -117,14 +125,29 @@ static void interrupt_one(const char *key, void *value, void *arg) {
     if (t->interrupt_hook) t->interrupt_hook(t->interrupt_arg);
 }
 
+typedef struct session_interrupt {
+    kl_kernel *k;
+    const char *session;
+    bool any;
+} session_interrupt;
+
+static void interrupt_family(const char *key, void *value, void *arg) {
+    session_interrupt *si = arg;
+    kl_tenant *t = value;
+    if (!t->busy || strcmp(t->session, si->session) != 0) return;
+    si->any = true;
+    interrupt_one(key, t, si->k);
+}
+
 void kl_kernel_interrupt_session(kl_kernel *k, const char *session) {
-    kl_tenant *t = session ? kl_strmap_get(k->tenants, session) : NULL;
-    if (!t || !t->busy) {
+    /* A connection's subshells are its own cells too: they stop with it. */
+    session_interrupt si = {k, session ? session : "", false};
+    if (session) kl_strmap_foreach(k->tenants, interrupt_family, &si);
+    if (!si.any) {
         kl_kernel_interrupt_all(k);
         return;
     }
     KL_INFO("kernel", "interrupt of one connection");
-    interrupt_one(session, t, k);
 }
 
 void kl_kernel_interrupt_all(kl_kernel *k) {
@@ -236,13 +259,58 @@ static kl_msg *read_msg(kl_kernel *k, kl_zsock *sock, const char *channel) {
     }
 }
 
+/* Coroutine: answers a shell request that cannot be queued (busy, the error reply, idle), so the
+ * client is told why instead of waiting forever. */
+static void refuse(kl_kernel *k, const kl_msg *m, const char *ename, const char *evalue) {
+    const char *type = kl_msg_type(m);
+    size_t n = strlen(type);
+    if (n < 9 || strcmp(type + n - 8, "_request") != 0) return;
+    char rtype[128];
+    snprintf(rtype, sizeof rtype, "%.*s_reply", (int)(n - 8), type);
+    kl_kernel_publish(k, m, "status", json_pack("{s:s}", "execution_state", "busy"));
+    json_t *content = json_pack("{s:s, s:s, s:s, s:[s]}", "status", "error", "ename", ename,
+                                "evalue", evalue, "traceback", evalue);
+    if (strcmp(type, "execute_request") == 0) {
+        json_object_set_new(content, "execution_count", json_integer(0));
+        kl_kernel_publish(
+            k, m, "error",
+            json_pack("{s:s, s:s, s:[s]}", "ename", ename, "evalue", evalue, "traceback", evalue));
+    }
+    kl_kernel_reply(k, k->shell, m, rtype, content);
+    kl_kernel_publish(k, m, "status", json_pack("{s:s}", "execution_state", "idle"));
+}
+
+static kl_tenant *route(kl_kernel *k, const kl_msg *m) {
+    const char *session = kl_msg_session(m);
+    const char *subshell = json_string_value(json_object_get(m->header, "subshell_id"));
+    if (subshell && *subshell) {
+        kl_tenant *t = kl_tenant_find_subshell(k, session, subshell);
+        if (!t) {
+            char why[256];
+            snprintf(why, sizeof why, "no subshell \"%.64s\" belongs to this connection", subshell);
+            refuse(k, m, "SubshellNotFound", why);
+        }
+        return t;
+    }
+    kl_tenant *t = kl_tenant_get(k, session);
+    if (!t && errno == EMFILE) {
+        char why[256];
+        snprintf(why, sizeof why,
+                 "this kernel already serves %ld connections (--max-connections); try again "
+                 "when one has closed",
+                 k->opts.max_connections);
+        refuse(k, m, "TooManyConnections", why);
+    }
+    return t;
+}
+
 static void shell_reader(void *arg) {
     kl_kernel *k = arg;
     kl_msg *m;
     while ((m = read_msg(k, k->shell, "shell"))) {
-        kl_tenant *t = k->shutting_down ? NULL : kl_tenant_get(k, kl_msg_session(m));
+        kl_tenant *t = k->shutting_down ? NULL : route(k, m);
         if (!t || kl_tenant_deliver(t, m) != 0) {
-            if (!k->shutting_down) KL_WARN("kernel", "could not queue a %s", kl_msg_type(m));
+            if (!k->shutting_down && t) KL_WARN("kernel", "could not queue a %s", kl_msg_type(m));
             kl_msg_free(m);
         }
     }
@@ -314,6 +382,8 @@ static void signal_close_cb(uv_handle_t *h) {
 
 static void closer(void *arg) {
     kl_kernel *k = arg;
+    if (uv_is_active((uv_handle_t *)&k->cull_timer)) uv_timer_stop(&k->cull_timer);
+    if (k->opts.cull_idle > 0) uv_close((uv_handle_t *)&k->cull_timer, signal_close_cb);
     kl_kernel_interrupt_all(k);
     for (int waited = 0; waited < SHUTDOWN_GRACE_MS && kl_tenant_any_busy(k); waited += 10)
         kl_loop_sleep(k->loop, 10);
@@ -337,6 +407,11 @@ void kl_kernel_begin_shutdown(kl_kernel *k, bool restart) {
     kl_loop_spawn(k->loop, closer, k, 0);
 }
 
+static void on_cull_timer(uv_timer_t *h) {
+    kl_kernel *k = h->data;
+    if (!k->shutting_down) kl_tenant_cull(k, (uint64_t)k->opts.cull_idle * 1000);
+}
+
 static void on_signal(uv_signal_t *h, int signum) {
     kl_kernel *k = h->data;
     if (signum == SIGINT)
@@ -347,6 +422,21 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 static int set_int(void *sock, int opt, int value) {
     return zmq_setsockopt(sock, opt, &value, sizeof value);
+}
+
+/* With curve_secretkey in the connection file (JEP 145) every socket is a CurveZMQ server: a
+ * client must know the kernel's public key, and all traffic is encrypted. */
+static int curve_server(void *sock, const char *secret) {
+    if (!secret) return 0;
+    if (set_int(sock, ZMQ_CURVE_SERVER, 1) != 0) return -1;
+    return zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret, strlen(secret));
+}
+
+/* The heartbeat thread configures its own socket; one kernel per process, so a static works. */
+static const char *hb_curve_secret;
+static void configure_heartbeat(void *sock) {
+    if (curve_server(sock, hb_curve_secret) != 0)
+        KL_ERROR("heartbeat", "CurveZMQ: %s", zmq_strerror(errno));
 }
 
 static int open_socket(kl_kernel *k, kl_zsock **out, int type, kl_channel ch, char *err,
@@ -360,6 +450,11 @@ static int open_socket(kl_kernel *k, kl_zsock **out, int type, kl_channel ch, ch
     }
     void *raw = kl_zsock_raw(zs);
     set_int(raw, ZMQ_LINGER, CLOSE_LINGER_MS);
+    if (curve_server(raw, k->info.curve_secretkey) != 0) {
+        snprintf(err, errlen, "%s socket: CurveZMQ: %s", kl_channel_name(ch), zmq_strerror(errno));
+        kl_zsock_close(zs);
+        return -1;
+    }
     if (type == ZMQ_ROUTER) {
         set_int(raw, ZMQ_ROUTER_MANDATORY, 1);
         set_int(raw, ZMQ_SNDHWM, ROUTER_HWM);
@@ -432,6 +527,23 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     kl_shell_magics_register(k->magics);
     if (kl_plugin_load_startup(k, err, errlen) != 0) return -1;
     kl_comm_register_builtin(k->comms);
+    if (k->info.curve_secretkey) {
+        if (!zmq_has("curve")) {
+            snprintf(err, errlen,
+                     "the connection file asks for CurveZMQ, but this libzmq was built without "
+                     "it");
+            return -1;
+        }
+        if (strlen(k->info.curve_secretkey) != 40) {
+            snprintf(err, errlen, "curve_secretkey must be a Z85 key of 40 characters");
+            return -1;
+        }
+    }
+    if (k->opts.max_connections <= 0) k->opts.max_connections = KL_DEFAULT_MAX_CONNECTIONS;
+    if (o->shared_session && kl_uuid_v4(k->shared_spark_session) != 0) {
+        snprintf(err, errlen, "the random number generator failed");
+        return -1;
+    }
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
     k->info_content = info_content_new();
     if (!k->info_content) {
@@ -446,7 +558,9 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         return -1;
     char endpoint[512], bound[512];
     kl_connection_endpoint(&k->info, KL_CH_HB, endpoint, sizeof endpoint);
-    k->heartbeat = kl_heartbeat_start(k->zctx, endpoint, NULL, bound, sizeof bound, err, errlen);
+    hb_curve_secret = k->info.curve_secretkey;
+    k->heartbeat = kl_heartbeat_start(k->zctx, endpoint, configure_heartbeat, bound, sizeof bound,
+                                      err, errlen);
     if (!k->heartbeat) return -1;
 
     if (!o->history_file || *o->history_file) {
@@ -462,6 +576,16 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     k->sigint.data = k->sigterm.data = k;
     uv_signal_start(&k->sigint, on_signal, SIGINT);
     uv_signal_start(&k->sigterm, on_signal, SIGTERM);
+
+    if (o->cull_idle > 0) {
+        uv_timer_init(kl_loop_uv(k->loop), &k->cull_timer);
+        k->cull_timer.data = k;
+        /* A quarter of the timeout keeps a connection's real idle time within 125% of it. */
+        uint64_t every = (uint64_t)o->cull_idle * 250;
+        if (every > 30000) every = 30000;
+        if (every < 100) every = 100;
+        uv_timer_start(&k->cull_timer, on_cull_timer, every, every);
+    }
 
     kl_loop_spawn(k->loop, iopub_main, k, 0);
     kl_loop_spawn(k->loop, shell_reader, k, 0);

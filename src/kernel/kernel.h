@@ -28,7 +28,12 @@ typedef struct kl_kernel_options {
     const char *plugin_dir; /* NULL: $KINDLING_PLUGIN_DIR, else none */
     bool allow_shell;       /* %sh / %%sh enabled */
     long shell_timeout;     /* seconds a %sh command may run; 0: the default */
+    long max_connections;   /* client sessions served at once; 0: KL_DEFAULT_MAX_CONNECTIONS */
+    long cull_idle;         /* seconds after which an idle connection is closed; 0: never */
+    bool shared_session;    /* one Spark session for every connection (Toree's behaviour) */
 } kl_kernel_options;
+
+#define KL_DEFAULT_MAX_CONNECTIONS 4096
 
 typedef struct kl_comm_manager kl_comm_manager;
 typedef struct kl_tenant kl_tenant;
@@ -51,7 +56,9 @@ typedef struct kl_kernel {
     kl_history *history;
     unsigned long bad_messages;
     json_t *info_content; /* kernel_info_reply content, the same for every request */
-    kl_strmap *tenants;   /* client session id -> kl_tenant */
+    kl_strmap *tenants;   /* client session id (or session/subshell id) -> kl_tenant */
+    char shared_spark_session[KL_UUID_STRLEN]; /* with --shared-session */
+    uv_timer_t cull_timer;
     kl_comm_manager *comms;
     struct kl_sql *sql;
     struct kl_input_wait *inputs; /* pending input_requests */

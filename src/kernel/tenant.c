@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel/comm.h"
 #include "kernel/dispatch.h"
+#include "kernel/execute.h"
 #include "kernel/sql.h"
 #include "spark/client.h"
 #include "runtime/log.h"
@@ -42,6 +44,22 @@ static kl_msg *next_request(kl_tenant *t, bool *abort) {
     return kl_chan_recv(t->inbox, &item) == 0 ? item : NULL;
 }
 
+static uint64_t now_ms(kl_kernel *k) {
+    return uv_now(kl_loop_uv(k->loop));
+}
+
+/* Coroutine, as a connection ends: the server may drop its Spark session at once rather than
+ * keep it until its own idle timeout. A subshell's session is its parent's, and a shared session
+ * outlives every connection. */
+static void release_spark_session(kl_tenant *t) {
+    if (!t->spark || t->parent || t->k->opts.shared_session || t->k->shutting_down) return;
+    kl_grpc_call_opts o = {.timeout_ms = 2000};
+    kl_grpc_status st = {0};
+    /* Best effort: a 3.5 server has no ReleaseSession and answers UNIMPLEMENTED. */
+    kl_spark_client_release_session(t->spark, &o, &st);
+    kl_grpc_status_clear(&st);
+}
+
 static void tenant_main(void *arg) {
     kl_tenant *t = arg;
     kl_kernel *k = t->k;
@@ -57,44 +75,184 @@ static void tenant_main(void *arg) {
             kl_dispatch_shell(k, t, m);
         t->busy = false;
         t->interrupted = false;
+        t->last_active_ms = now_ms(k);
         kl_msg_free(m);
     }
-    kl_strmap_del(k->tenants, t->session);
+    kl_strmap_del(k->tenants, t->key);
+    /* TODO(comm): close the connection's comms here once the comm manager can. */
+    release_spark_session(t);
     kl_catalog_tenant_free(t);
     kl_sql_tenant_free(t);
     kl_chan_free(t->inbox);
     free(t->front);
     free(t->session);
+    free(t->subshell_id);
+    free(t->key);
     free(t);
+}
+
+static kl_tenant *tenant_new(kl_kernel *k, const char *session, kl_tenant *parent,
+                             const char *subshell_id) {
+    kl_tenant *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->k = k;
+    t->parent = parent;
+    t->session = strdup(session);
+    t->subshell_id = subshell_id ? strdup(subshell_id) : NULL;
+    if (subshell_id) {
+        if (asprintf(&t->key, "%s/%s", session, subshell_id) < 0) t->key = NULL;
+    } else {
+        t->key = strdup(session);
+    }
+    t->inbox = kl_chan_new(k->loop, INBOX_CAPACITY);
+    t->truncation = parent ? parent->truncation : true;
+    t->showtypes = parent ? parent->showtypes : false;
+    t->showoutput = parent ? parent->showoutput : true;
+    t->progress = parent ? parent->progress : true;
+    t->last_active_ms = now_ms(k);
+    if (parent)
+        memcpy(t->spark_session_id, parent->spark_session_id, sizeof t->spark_session_id);
+    else if (k->opts.shared_session)
+        memcpy(t->spark_session_id, k->shared_spark_session, sizeof t->spark_session_id);
+    else if (kl_uuid_v4(t->spark_session_id) != 0)
+        goto fail;
+    if (!t->session || !t->key || (subshell_id && !t->subshell_id) || !t->inbox ||
+        kl_strmap_put(k->tenants, t->key, t) != 0)
+        goto fail;
+    t->coro = kl_loop_spawn(k->loop, tenant_main, t, 0);
+    if (!t->coro) {
+        kl_strmap_del(k->tenants, t->key);
+        goto fail;
+    }
+    return t;
+fail:
+    if (t->inbox) kl_chan_free(t->inbox);
+    free(t->session);
+    free(t->subshell_id);
+    free(t->key);
+    free(t);
+    return NULL;
 }
 
 kl_tenant *kl_tenant_get(kl_kernel *k, const char *session) {
     kl_tenant *t = kl_strmap_get(k->tenants, session);
     if (t) return t;
-    t = calloc(1, sizeof *t);
-    if (!t) return NULL;
-    t->k = k;
-    t->session = strdup(session);
-    t->inbox = kl_chan_new(k->loop, INBOX_CAPACITY);
-    t->truncation = true;
-    t->showoutput = true;
-    if (!t->session || !t->inbox || kl_strmap_put(k->tenants, session, t) != 0) goto fail;
-    t->coro = kl_loop_spawn(k->loop, tenant_main, t, 0);
-    if (!t->coro) {
-        kl_strmap_del(k->tenants, session);
-        goto fail;
+    if (k->opts.max_connections > 0 &&
+        kl_tenant_connections(k) >= (size_t)k->opts.max_connections) {
+        errno = EMFILE;
+        return NULL;
+    }
+    t = tenant_new(k, session, NULL, NULL);
+    if (!t) {
+        errno = ENOMEM;
+        return NULL;
     }
     KL_DEBUG("tenant", "new client session %s", session);
     return t;
-fail:
-    if (t->inbox) kl_chan_free(t->inbox);
-    free(t->session);
-    free(t);
-    return NULL;
+}
+
+kl_tenant *kl_tenant_new_subshell(kl_tenant *parent) {
+    char id[KL_UUID_STRLEN];
+    if (kl_uuid_v4(id) != 0) return NULL;
+    kl_tenant *t = tenant_new(parent->k, parent->session, parent, id);
+    if (t) KL_DEBUG("tenant", "new subshell %s of client session %s", id, parent->session);
+    return t;
+}
+
+kl_tenant *kl_tenant_find_subshell(kl_kernel *k, const char *session, const char *subshell_id) {
+    char *key;
+    if (asprintf(&key, "%s/%s", session, subshell_id) < 0) return NULL;
+    kl_tenant *t = kl_strmap_get(k->tenants, key);
+    free(key);
+    return t;
 }
 
 int kl_tenant_deliver(kl_tenant *t, kl_msg *msg) {
+    t->last_active_ms = now_ms(t->k);
     return kl_chan_send(t->inbox, msg);
+}
+
+typedef struct visit {
+    kl_kernel *k;
+    const char *session;
+    uint64_t idle_ms, now;
+    size_t count;
+    kl_tenant **found;
+    size_t nfound, capfound;
+} visit;
+
+static void collect(visit *v, kl_tenant *t) {
+    if (v->nfound == v->capfound) {
+        size_t cap = v->capfound ? v->capfound * 2 : 16;
+        kl_tenant **p = realloc(v->found, cap * sizeof *p);
+        if (!p) return;
+        v->found = p;
+        v->capfound = cap;
+    }
+    v->found[v->nfound++] = t;
+}
+
+static void count_connection(const char *key, void *value, void *arg) {
+    (void)key;
+    if (!((kl_tenant *)value)->parent) ((visit *)arg)->count++;
+}
+
+size_t kl_tenant_connections(kl_kernel *k) {
+    visit v = {.k = k};
+    kl_strmap_foreach(k->tenants, count_connection, &v);
+    return v.count;
+}
+
+static void find_family(const char *key, void *value, void *arg) {
+    (void)key;
+    visit *v = arg;
+    kl_tenant *t = value;
+    if (strcmp(t->session, v->session) == 0) collect(v, t);
+}
+
+void kl_tenant_close(kl_tenant *t) {
+    if (t->parent) {
+        kl_chan_close(t->inbox);
+        return;
+    }
+    /* Collected first: closing never changes the map during its walk, but a tenant coroutine may
+     * run and unlink itself as soon as this one parks. */
+    visit v = {.k = t->k, .session = t->session};
+    kl_strmap_foreach(t->k->tenants, find_family, &v);
+    for (size_t i = 0; i < v.nfound; i++) kl_chan_close(v.found[i]->inbox);
+    free(v.found);
+}
+
+static bool family_idle(kl_kernel *k, kl_tenant *t, uint64_t now, uint64_t idle_ms) {
+    visit v = {.k = k, .session = t->session};
+    kl_strmap_foreach(k->tenants, find_family, &v);
+    bool idle = true;
+    for (size_t i = 0; i < v.nfound && idle; i++) {
+        kl_tenant *x = v.found[i];
+        if (x->busy || x->nfront || kl_chan_len(x->inbox) || now - x->last_active_ms < idle_ms)
+            idle = false;
+    }
+    free(v.found);
+    return idle;
+}
+
+static void find_idle(const char *key, void *value, void *arg) {
+    (void)key;
+    visit *v = arg;
+    kl_tenant *t = value;
+    if (!t->parent && family_idle(v->k, t, v->now, v->idle_ms)) collect(v, t);
+}
+
+size_t kl_tenant_cull(kl_kernel *k, uint64_t idle_ms) {
+    visit v = {.k = k, .idle_ms = idle_ms, .now = now_ms(k)};
+    kl_strmap_foreach(k->tenants, find_idle, &v);
+    for (size_t i = 0; i < v.nfound; i++) {
+        KL_INFO("tenant", "closing client session %s: idle for %llu s or more", v.found[i]->session,
+                (unsigned long long)(idle_ms / 1000));
+        kl_tenant_close(v.found[i]);
+    }
+    free(v.found);
+    return v.nfound;
 }
 
 static void close_one(const char *key, void *value, void *arg) {

@@ -1,6 +1,8 @@
 /* A tenant is one client connection (one Jupyter client session id): its own request queue and
  * coroutine, execution count, history session and display options. Requests of one tenant run in
- * order; tenants run concurrently with each other. */
+ * order; tenants run concurrently with each other. A subshell (JEP 91) is a tenant of its own with
+ * a parent: it keeps its own queue, execution count and history, and shares the parent's Spark
+ * session. */
 #ifndef KL_KERNEL_TENANT_H
 #define KL_KERNEL_TENANT_H
 
@@ -10,11 +12,19 @@
 #include "kernel/kernel.h"
 #include "runtime/chan.h"
 #include "runtime/strmap.h"
+#include "runtime/uuid.h"
 
 struct kl_tenant {
     kl_kernel *k;
-    char *session;  /* owned: the client's header.session */
-    kl_chan *inbox; /* kl_msg * (owned by the channel until received) */
+    char *session;     /* owned: the client's header.session */
+    char *key;         /* owned: the key in k->tenants (the session, or session/subshell id) */
+    kl_tenant *parent; /* the connection a subshell belongs to; NULL for a connection */
+    char *subshell_id; /* owned; NULL for a connection */
+    /* The Spark session this tenant's client uses: its own, the parent's for a subshell, or the
+     * kernel's one shared session with --shared-session. */
+    char spark_session_id[KL_UUID_STRLEN];
+    uint64_t last_active_ms; /* loop time of the last request handled or queued */
+    kl_chan *inbox;          /* kl_msg * (owned by the channel until received) */
     kl_coro *coro;
     int execution_count;
     int64_t history_session; /* 0 until the history thread has begun one */
@@ -45,8 +55,21 @@ struct kl_tenant {
     size_t nfront, capfront;
 };
 
-/* The tenant for a client session, created (with its coroutine) on first use. NULL on ENOMEM. */
+/* The tenant for a client session, created (with its coroutine) on first use. NULL on ENOMEM, or
+ * with errno EMFILE when the kernel already serves --max-connections connections. */
 kl_tenant *kl_tenant_get(kl_kernel *k, const char *session);
+/* A new subshell of parent with a fresh id. NULL on ENOMEM. */
+kl_tenant *kl_tenant_new_subshell(kl_tenant *parent);
+/* The subshell with this id that belongs to session, or NULL. */
+kl_tenant *kl_tenant_find_subshell(kl_kernel *k, const char *session, const char *subshell_id);
+/* Ends a tenant: its inbox closes, it finishes what it runs, then frees itself (with a connection,
+ * its subshells end too). */
+void kl_tenant_close(kl_tenant *t);
+/* Connections (not counting subshells) the kernel serves now. */
+size_t kl_tenant_connections(kl_kernel *k);
+/* Closes the connections idle (nothing running or queued) for at least idle_ms. Returns how many.
+ */
+size_t kl_tenant_cull(kl_kernel *k, uint64_t idle_ms);
 /* Coroutine: queues msg (taken) for the tenant; parks while its inbox is full. */
 int kl_tenant_deliver(kl_tenant *t, kl_msg *msg);
 /* Closes every inbox: each tenant coroutine finishes what it runs, then frees itself. */

@@ -49,8 +49,9 @@ def kindling_binary() -> Path:
 UNREACHABLE_REMOTE = "sc://127.0.0.1:9"
 
 
-def write_kernelspec(kernels_dir: Path, history_file: Path) -> Path:
-    """Writes kernels_dir/kindling-test/kernel.json running the binary under test."""
+def write_kernelspec(kernels_dir: Path, history_file: Path, extra_args: list[str] | None = None) -> Path:
+    """Writes kernels_dir/kindling-test/kernel.json running the binary under test (with
+    extra_args appended to its command line)."""
     spec_dir = kernels_dir / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -63,6 +64,7 @@ def write_kernelspec(kernels_dir: Path, history_file: Path) -> Path:
             str(history_file),
             "--spark-remote",
             UNREACHABLE_REMOTE,
+            *(extra_args or []),
         ],
         "display_name": "Kindling (e2e test)",
         "language": "sql",
@@ -97,7 +99,13 @@ def cleanup_session() -> None:
 class KernelHandle:
     """One kindling process with its manager, a first client, and its stderr kept in a file."""
 
-    def __init__(self, workdir: Path, own_spec: bool = True, start_client: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        own_spec: bool = True,
+        start_client: bool = True,
+        extra_args: list[str] | None = None,
+    ):
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
         self.log_path = workdir / "kernel-stderr.log"
@@ -105,7 +113,7 @@ class KernelHandle:
         if own_spec:
             # A spec of its own gives this kernel its own history database.
             kernels = workdir / "kernels"
-            write_kernelspec(kernels, workdir / "history.sqlite")
+            write_kernelspec(kernels, workdir / "history.sqlite", extra_args)
             ksm = KernelSpecManager(kernel_dirs=[str(kernels)])
             self.km = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
         else:

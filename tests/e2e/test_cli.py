@@ -73,7 +73,7 @@ def _check_default_spec(spec: dict, env: dict | None = None) -> None:
     assert spec["language"] == "sql"
     assert spec["interrupt_mode"] == "message"
     assert spec["kernel_protocol_version"] == "5.5"
-    assert spec["metadata"] == {}
+    assert spec["metadata"] == {"supported_encryption": ["curve"]}
     assert spec.get("env", {}) == (env or {})
 
 
