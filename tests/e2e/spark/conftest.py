@@ -29,7 +29,9 @@ def spark_url() -> Iterator[str]:
         yield given
         return
     state = Path(tempfile.mkdtemp(prefix="kl-e2e-spark-"))
-    server = SparkServer(state)
+    # Eight task slots: the tenancy tests run eight connections' queries at once, and queries that
+    # wait (not compute) need slots, not cores.
+    server = SparkServer(state, master="local[8]")
     try:
         try:
             url = server.start()

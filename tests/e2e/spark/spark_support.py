@@ -50,9 +50,10 @@ class SparkServer:
     """One server of scripts/spark_server.sh with a state directory of its own. The harness's
     watchdog (--owner-pid) stops it if this test process dies without calling stop()."""
 
-    def __init__(self, state_dir: Path, port: int | None = None):
+    def __init__(self, state_dir: Path, port: int | None = None, master: str | None = None):
         self.state_dir = state_dir
         self.port = port
+        self.master = master
         self.url: str | None = None
 
     def _run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -67,6 +68,8 @@ class SparkServer:
         args = ["start", "--owner-pid", str(os.getpid())]
         if self.port is not None:
             args += ["--port", str(self.port)]
+        if self.master is not None:
+            args += ["--master", self.master]
         done = self._run(*args)
         url = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
         if done.returncode != 0 or not url.startswith("sc://"):
