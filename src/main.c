@@ -59,6 +59,10 @@ static const char *KERNEL_USAGE =
     "                              session (default: never)\n"
     "      --shared-session        one Spark session for every connection (Toree's shared\n"
     "                              state: temp views visible to all); default: one each\n"
+    "      --max-spark-ops N       Spark statements running at once across all connections\n"
+    "                              (default 64); more wait, shown to their cells as queued\n"
+    "      --max-result-bytes N    result bytes one statement may buffer (default 268435456);\n"
+    "                              beyond it the result is cut short with a notice\n"
     "  -h, --help                  this text\n"
     "\n"
     "Logs go to stderr. SIGINT interrupts the running cells; SIGTERM shuts down cleanly.\n";
@@ -95,6 +99,8 @@ static int cmd_kernel(int argc, char **argv) {
         {"max-connections", required_argument, NULL, 'M'},
         {"cull-idle", required_argument, NULL, 'C'},
         {"shared-session", no_argument, NULL, 'X'},
+        {"max-spark-ops", required_argument, NULL, 'O'},
+        {"max-result-bytes", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0},
     };
@@ -184,6 +190,22 @@ static int cmd_kernel(int argc, char **argv) {
         case 'X':
             o.shared_session = true;
             break;
+        case 'O':
+        case 'B': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            long lo = c == 'O' ? 1 : 4096, hi = c == 'O' ? 100000 : (1L << 40);
+            if (*end || v < lo || v > hi) {
+                fprintf(stderr, "kindling kernel: --%s takes a number from %ld to %ld\n",
+                        c == 'O' ? "max-spark-ops" : "max-result-bytes", lo, hi);
+                return 2;
+            }
+            if (c == 'O')
+                o.max_spark_ops = v;
+            else
+                o.max_result_bytes = v;
+            break;
+        }
         case 'h':
             fputs(KERNEL_USAGE, stdout);
             return 0;

@@ -540,6 +540,9 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         }
     }
     if (k->opts.max_connections <= 0) k->opts.max_connections = KL_DEFAULT_MAX_CONNECTIONS;
+    if (k->opts.max_spark_ops <= 0) k->opts.max_spark_ops = KL_DEFAULT_MAX_SPARK_OPS;
+    if (k->opts.max_result_bytes <= 0) k->opts.max_result_bytes = KL_DEFAULT_MAX_RESULT_BYTES;
+    kl_sem_init(&k->spark_ops, k->loop, k->opts.max_spark_ops);
     if (o->shared_session && kl_uuid_v4(k->shared_spark_session) != 0) {
         snprintf(err, errlen, "the random number generator failed");
         return -1;

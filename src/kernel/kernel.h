@@ -13,6 +13,7 @@
 #include "kernel/magic.h"
 #include "runtime/loop.h"
 #include "runtime/pool.h"
+#include "runtime/sem.h"
 #include "runtime/strmap.h"
 #include "runtime/uuid.h"
 #include "runtime/zsock.h"
@@ -31,9 +32,13 @@ typedef struct kl_kernel_options {
     long max_connections;   /* client sessions served at once; 0: KL_DEFAULT_MAX_CONNECTIONS */
     long cull_idle;         /* seconds after which an idle connection is closed; 0: never */
     bool shared_session;    /* one Spark session for every connection (Toree's behaviour) */
+    long max_spark_ops;     /* Spark operations running at once, kernel-wide; 0: the default */
+    long max_result_bytes;  /* result bytes a connection buffers per statement; 0: the default */
 } kl_kernel_options;
 
-#define KL_DEFAULT_MAX_CONNECTIONS 4096
+#define KL_DEFAULT_MAX_CONNECTIONS  4096
+#define KL_DEFAULT_MAX_SPARK_OPS    64
+#define KL_DEFAULT_MAX_RESULT_BYTES (256L << 20)
 
 typedef struct kl_comm_manager kl_comm_manager;
 typedef struct kl_tenant kl_tenant;
@@ -59,6 +64,7 @@ typedef struct kl_kernel {
     kl_strmap *tenants;   /* client session id (or session/subshell id) -> kl_tenant */
     char shared_spark_session[KL_UUID_STRLEN]; /* with --shared-session */
     uv_timer_t cull_timer;
+    kl_sem spark_ops; /* --max-spark-ops: statements beyond it wait, shown as queued */
     kl_comm_manager *comms;
     struct kl_sql *sql;
     struct kl_input_wait *inputs; /* pending input_requests */
