@@ -103,6 +103,37 @@ static char *span_dup(const char *s, size_t start, size_t len) {
     return strndup(s + start, len);
 }
 
+/* The magic handlers running now, newest first. A list rather than a field of the context:
+ * handlers of different connections interleave at every park, so frames leave in any order. */
+typedef struct magic_frame {
+    kl_magic_ctx *c;
+    const char *name;
+    struct magic_frame *next;
+} magic_frame;
+static magic_frame *frames; /* loop thread only */
+
+/* Deep enough for %time inside %%time; a bound because each level takes coroutine stack. */
+#define MAX_NESTED_CELLS 8
+
+const char *kl_ctx_magic_name(kl_magic_ctx *c) {
+    for (magic_frame *f = frames; f; f = f->next)
+        if (f->c == c) return f->name;
+    return NULL;
+}
+
+static int call_magic(kl_magic_ctx *c, const char *name, kl_magic_fn fn, const char *args,
+                      const char *body) {
+    magic_frame f = {c, name, frames};
+    frames = &f;
+    int rc = fn(c, args, body);
+    for (magic_frame **p = &frames; *p; p = &(*p)->next)
+        if (*p == &f) {
+            *p = f.next;
+            break;
+        }
+    return rc;
+}
+
 static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) {
     kl_magic_kind kind = seg->kind == KL_SEG_CELL_MAGIC ? KL_MAGIC_CELL : KL_MAGIC_LINE;
     const char *name = code + seg->name_start;
@@ -133,10 +164,14 @@ static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) 
     }
     char *args = span_dup(code, seg->args_start, seg->args_len);
     char *body = kind == KL_MAGIC_CELL ? span_dup(code, seg->body_start, seg->body_len) : NULL;
+    /* m points into the registry's array, which %load_magic may grow while the handler parks;
+     * the name string itself outlives the registry. */
+    const char *mname = m->name;
+    kl_magic_fn fn = m->fn;
     if (!args || (kind == KL_MAGIC_CELL && !body)) {
         kl_ctx_error(c, "MemoryError", "out of memory");
-    } else if (m->fn(c, args, body) != 0 && !c->failed) {
-        kl_ctx_error(c, "MagicError", "%%%s failed", m->name);
+    } else if (call_magic(c, mname, fn, args, body) != 0 && !c->failed) {
+        kl_ctx_error(c, "MagicError", "%%%s failed", mname);
     }
     free(args);
     free(body);
@@ -144,6 +179,34 @@ static void run_magic(kl_magic_ctx *c, const char *code, const kl_segment *seg) 
 
 static void run_code(kl_magic_ctx *c, const char *code, const kl_segment *seg) {
     kl_sql_run(c, code + seg->body_start, seg->body_len, 0, KL_SQL_OUT_TABLE);
+}
+
+/* Runs a cell's magics and SQL in order until the first error. */
+static int run_cell(kl_magic_ctx *c, const char *code) {
+    kl_segment *segs = NULL;
+    long n = kl_magic_parse(code, strlen(code), &segs);
+    if (n < 0) kl_ctx_error(c, "MemoryError", "out of memory");
+    for (long i = 0; i < n && !c->failed; i++) {
+        if (segs[i].kind == KL_SEG_CODE)
+            run_code(c, code, &segs[i]);
+        else
+            run_magic(c, code, &segs[i]);
+        if (!c->failed && c->t->interrupted)
+            kl_ctx_error(c, "KeyboardInterrupt", "the cell was interrupted");
+    }
+    free(segs);
+    return c->failed ? -1 : 0;
+}
+
+int kl_ctx_run_cell(kl_magic_ctx *c, const char *code) {
+    int depth = 0;
+    for (magic_frame *f = frames; f; f = f->next)
+        if (f->c == c) depth++;
+    if (depth > MAX_NESTED_CELLS)
+        return kl_ctx_error(c, "RecursionError",
+                            "magics nest more than %d deep (such as %%time inside %%%%time)",
+                            MAX_NESTED_CELLS);
+    return run_cell(c, code);
 }
 
 /* Owns copies of the texts: the store runs after the request (and its strings) are gone. The
@@ -218,18 +281,7 @@ void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
             k, msg, "execute_input",
             json_pack("{s:s, s:i}", "code", code, "execution_count", c.execution_count));
 
-    kl_segment *segs = NULL;
-    long n = kl_magic_parse(code, strlen(code), &segs);
-    if (n < 0) kl_ctx_error(&c, "MemoryError", "out of memory");
-    for (long i = 0; i < n && !c.failed; i++) {
-        if (segs[i].kind == KL_SEG_CODE)
-            run_code(&c, code, &segs[i]);
-        else
-            run_magic(&c, code, &segs[i]);
-        if (!c.failed && t->interrupted)
-            kl_ctx_error(&c, "KeyboardInterrupt", "the cell was interrupted");
-    }
-    free(segs);
+    run_cell(&c, code);
 
     bool abort = c.failed && stop_on_error && !silent;
     if (abort) kl_tenant_abort_queued(t);

@@ -47,6 +47,13 @@ int kl_ctx_sleep(kl_magic_ctx *c, uint64_t ms);
  * (stdin not allowed, interrupted, shutting down). */
 int kl_ctx_input(kl_magic_ctx *c, const char *prompt, bool password, char **value);
 
+/* The canonical name of the magic whose handler is running for c (the innermost one when cells
+ * nest), or NULL outside a handler. */
+const char *kl_ctx_magic_name(kl_magic_ctx *c);
+/* Coroutine: runs code as a cell inside the current one (magics and SQL, output to the same
+ * request, until the first error). 0, or -1 with the error recorded in c. */
+int kl_ctx_run_cell(kl_magic_ctx *c, const char *code);
+
 /* Registers the built-in magics (magics/builtin.c) and %config (magics/config.c). */
 int kl_builtin_magics_register(kl_magic_registry *reg);
 int kl_config_magics_register(kl_magic_registry *reg);
