@@ -3,9 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernel/catalog.h"
 #include "kernel/comm.h"
 #include "kernel/complete.h"
 #include "kernel/execute.h"
+#include "kernel/inspect.h"
 #include "kernel/sqltext.h"
 #include "kernel/tenant.h"
 #include "runtime/log.h"
@@ -37,33 +39,6 @@ static json_t *is_complete(const kl_msg *msg) {
     default:
         return json_pack("{s:s, s:s}", "status", "incomplete", "indent", "");
     }
-}
-
-static json_t *inspect(kl_kernel *k, const kl_msg *msg) {
-    const char *code = str(msg->content, "code", "");
-    size_t cursor = kl_utf8_cp_to_byte(code, (size_t)num(msg->content, "cursor_pos", 0));
-    int detail = (int)num(msg->content, "detail_level", 0);
-    size_t start, end;
-    kl_complete_token(code, cursor, &start, &end);
-    /* A cursor just past a name still means that name, as in other kernels. */
-    if (start == end && cursor > 0) kl_complete_token(code, cursor - 1, &start, &end);
-    const char *tok = code + start;
-    size_t len = end - start;
-    while (len && *tok == '%') tok++, len--;
-    const kl_magic *m = len ? kl_magic_find(k->magics, tok, len, KL_MAGIC_LINE) : NULL;
-    if (!m && len) m = kl_magic_find(k->magics, tok, len, KL_MAGIC_CELL);
-    if (!m)
-        return json_pack("{s:s, s:b, s:{}, s:{}}", "status", "ok", "found", 0, "data", "metadata");
-    char *text = NULL;
-    const char *kinds = m->kinds == (KL_MAGIC_LINE | KL_MAGIC_CELL) ? "line and cell magic"
-                        : m->kinds == KL_MAGIC_CELL                 ? "cell magic"
-                                                                    : "line magic";
-    if (asprintf(&text, "%s\n\n%s\n%s", m->usage, m->help, detail > 0 ? kinds : "") < 0)
-        text = NULL;
-    json_t *reply = json_pack("{s:s, s:b, s:{s:s}, s:{}}", "status", "ok", "found", 1, "data",
-                              "text/plain", text ? text : m->help, "metadata");
-    free(text);
-    return reply;
 }
 
 typedef struct history_job {
@@ -138,10 +113,9 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     } else if (strcmp(type, "is_complete_request") == 0) {
         reply = is_complete(msg);
     } else if (strcmp(type, "complete_request") == 0) {
-        reply = kl_complete(str(msg->content, "code", ""),
-                            (size_t)num(msg->content, "cursor_pos", 0), k->magics);
+        reply = kl_catalog_complete(k, t, msg);
     } else if (strcmp(type, "inspect_request") == 0) {
-        reply = inspect(k, msg);
+        reply = kl_inspect(k, t, msg);
     } else if (strcmp(type, "history_request") == 0) {
         reply = history(k, t, msg);
     } else if (strcmp(type, "comm_info_request") == 0) {
