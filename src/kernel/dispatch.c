@@ -7,6 +7,7 @@
 #include "kernel/comm.h"
 #include "kernel/complete.h"
 #include "kernel/execute.h"
+#include "kernel/metrics.h"
 #include "kernel/inspect.h"
 #include "kernel/sqltext.h"
 #include "kernel/tenant.h"
@@ -137,6 +138,7 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
 }
 
 void kl_dispatch_abort(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+    kl_metrics_execution("aborted", 0);
     status(k, msg, "busy");
     kl_kernel_reply(k, k->shell, msg, "execute_reply",
                     json_pack("{s:s, s:i, s:[], s:{}}", "status", "aborted", "execution_count",
@@ -157,7 +159,7 @@ static void list_one(const char *key, void *value, void *arg) {
     (void)key;
     subshell_list *l = arg;
     kl_tenant *t = value;
-    if (t->parent && strcmp(t->session, l->session) == 0)
+    if (t->parent && !t->closing && strcmp(t->session, l->session) == 0)
         json_array_append_new(l->ids, json_string(t->subshell_id));
 }
 

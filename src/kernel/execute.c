@@ -7,6 +7,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "kernel/metrics.h"
 #include "kernel/sql.h"
 #include "runtime/log.h"
 
@@ -76,14 +77,13 @@ int kl_ctx_sleep(kl_magic_ctx *c, uint64_t ms) {
     kl_tenant *t = c->t;
     uint64_t deadline = now_ms() + ms;
     t->interruptible_wait = true;
-    while (!t->interrupted && !c->k->shutting_down) {
+    while (!t->interrupted) {
         uint64_t now = now_ms();
         if (now >= deadline) break;
         kl_loop_sleep(c->k->loop, deadline - now);
     }
     t->interruptible_wait = false;
-    if (t->interrupted || c->k->shutting_down)
-        return kl_ctx_error(c, "KeyboardInterrupt", "the cell was interrupted");
+    if (t->interrupted) return kl_ctx_error(c, "KeyboardInterrupt", "the cell was interrupted");
     return 0;
 }
 
@@ -261,6 +261,7 @@ static json_t *user_expressions(json_t *content) {
 }
 
 void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
+    uint64_t started = uv_hrtime();
     json_t *content = msg->content;
     const char *code = json_string_value(json_object_get(content, "code"));
     if (!code) code = "";
@@ -299,6 +300,7 @@ void kl_execute(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
             json_pack("{s:s, s:i, s:o, s:o}", "status", "ok", "execution_count", c.execution_count,
                       "payload", c.payload, "user_expressions", user_expressions(content));
     }
+    kl_metrics_execution(c.failed ? "error" : "ok", started);
     kl_kernel_reply(k, k->shell, msg, "execute_reply", reply);
 
     if (store && k->history_pool && t->history_session > 0)

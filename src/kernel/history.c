@@ -6,7 +6,10 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 struct kl_history {
@@ -145,9 +148,70 @@ static int insert(sqlite3 *db, const char *sql, int64_t session, int line, const
     return ok ? 0 : -1;
 }
 
-/* Re-storing a line replaces it, so a re-executed line number never fails the execution. */
-int kl_history_store(kl_history *h, int64_t session, int line, const char *source,
-                     const char *output) {
+static const char REDACTED[] = "<redacted>";
+
+static bool secret_end(char c) {
+    return c == 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ';' || c == '&' ||
+           c == ',';
+}
+
+/* Where the secret value starting at v ends: its closing quote, or the first separator. */
+static const char *secret_value_end(const char *v) {
+    if (*v == '\'' || *v == '"') {
+        const char *q = strchr(v + 1, *v);
+        return q ? q + 1 : v + strlen(v);
+    }
+    while (!secret_end(*v)) v++;
+    return v;
+}
+
+/* Where a credential's value starts when one begins at p (a key ending in "token", blanks, '=',
+ * blanks; or "Bearer "), else NULL. */
+static const char *secret_at(const char *text, const char *p) {
+    if (strncasecmp(p, "token", 5) == 0) {
+        const char *q = p + 5;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q != '=') return NULL;
+        q++;
+        while (*q == ' ' || *q == '\t') q++;
+        return secret_end(*q) ? NULL : q;
+    }
+    if (strncasecmp(p, "bearer ", 7) == 0 && (p == text || !isalnum((unsigned char)p[-1]))) {
+        const char *q = p + 7;
+        while (*q == ' ') q++;
+        return secret_end(*q) ? NULL : q;
+    }
+    return NULL;
+}
+
+char *kl_history_redact(const char *text) {
+    size_t len = strlen(text);
+    /* Each redaction replaces at least one byte with the marker: a marker's room per place a
+     * secret may start is enough. */
+    size_t cap = len + 1;
+    for (const char *p = text; *p; p++)
+        if (secret_at(text, p)) cap += sizeof REDACTED;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (const char *p = text; *p;) {
+        const char *v = secret_at(text, p);
+        if (!v) {
+            out[o++] = *p++;
+            continue;
+        }
+        memcpy(out + o, p, (size_t)(v - p));
+        o += (size_t)(v - p);
+        memcpy(out + o, REDACTED, sizeof REDACTED - 1);
+        o += sizeof REDACTED - 1;
+        p = secret_value_end(v);
+    }
+    out[o] = 0;
+    return out;
+}
+
+static int store_locked(kl_history *h, int64_t session, int line, const char *source,
+                        const char *output) {
     pthread_mutex_lock(&h->mu);
     int ret = sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
     if (ret == 0)
@@ -159,6 +223,22 @@ int kl_history_store(kl_history *h, int64_t session, int line, const char *sourc
     if (ret == 0 && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) ret = -1;
     if (ret != 0) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&h->mu);
+    return ret;
+}
+
+/* Re-storing a line replaces it, so a re-executed line number never fails the execution. */
+int kl_history_store(kl_history *h, int64_t session, int line, const char *source_text,
+                     const char *output_text) {
+    char *source = kl_history_redact(source_text);
+    char *output = output_text ? kl_history_redact(output_text) : NULL;
+    if (!source || (output_text && !output)) {
+        free(source);
+        free(output);
+        return -1;
+    }
+    int ret = store_locked(h, session, line, source, output);
+    free(source);
+    free(output);
     return ret;
 }
 

@@ -18,9 +18,17 @@ void kl_history_close(kl_history *h);
 /* Starts a new history session (one per client connection); its number in *session. */
 int kl_history_session_begin(kl_history *h, int64_t *session);
 int kl_history_session_end(kl_history *h, int64_t session, int num_cmds);
-/* Stores one input (and its text/plain output, or NULL). 0 or -1. */
+/* Stores one input (and its text/plain output, or NULL), both passed through
+ * kl_history_redact first. 0 or -1. */
 int kl_history_store(kl_history *h, int64_t session, int line, const char *source,
                      const char *output);
+
+/* A copy of text with credentials blanked out: the value after any key ending in "token" and
+ * followed by '=' or ':' (token=..., SPARK_CONNECT_AUTHENTICATE_TOKEN=...) and after "Bearer ",
+ * up to a blank, ';', '&', ',' or the end (or the closing quote of a quoted value), reads
+ * "<redacted>". History keeps what cells said, never a secret typed into one. malloc'd; NULL when
+ * out of memory. */
+char *kl_history_redact(const char *text);
 
 /* Each returns a new JSON array of [session, line, input] triples, or [session, line,
  * [input, output]] when output is true (output null when none); NULL on error. Entries come

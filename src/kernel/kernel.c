@@ -10,6 +10,8 @@
 #include "kernel/comm.h"
 #include "kernel/dispatch.h"
 #include "kernel/execute.h"
+#include "kernel/metrics.h"
+#include "kernel/service.h"
 #include "kernel/sql.h"
 #include "kernel/tenant.h"
 #include "kl_version.h"
@@ -71,7 +73,9 @@ static int publish_topic(kl_kernel *k, const kl_msg *parent, const char *msg_typ
         for (size_t i = 0; i < buffers->n; i++) kl_frames_add_msg(&m.buffers, &buffers->v[i]);
         kl_frames_clear(buffers);
     }
+    kl_metrics_iopub_backlog(1);
     int rc = k->iopub ? send_msg(k, k->iopub, &m) : -ECANCELED;
+    kl_metrics_iopub_backlog(-1);
     kl_msg_clear(&m);
     return rc;
 }
@@ -308,7 +312,13 @@ static void shell_reader(void *arg) {
     kl_kernel *k = arg;
     kl_msg *m;
     while ((m = read_msg(k, k->shell, "shell"))) {
-        kl_tenant *t = k->shutting_down ? NULL : route(k, m);
+        if (k->shutting_down) {
+            refuse(k, m, "KernelShuttingDown",
+                   "the kernel is shutting down and takes no new requests");
+            kl_msg_free(m);
+            continue;
+        }
+        kl_tenant *t = route(k, m);
         if (!t || kl_tenant_deliver(t, m) != 0) {
             if (!k->shutting_down && t) KL_WARN("kernel", "could not queue a %s", kl_msg_type(m));
             kl_msg_free(m);
@@ -382,6 +392,7 @@ static void signal_close_cb(uv_handle_t *h) {
 
 static void closer(void *arg) {
     kl_kernel *k = arg;
+    kl_service_drain(k);
     if (uv_is_active((uv_handle_t *)&k->cull_timer)) uv_timer_stop(&k->cull_timer);
     if (k->opts.cull_idle > 0) uv_close((uv_handle_t *)&k->cull_timer, signal_close_cb);
     kl_kernel_interrupt_all(k);
@@ -547,6 +558,8 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         snprintf(err, errlen, "the random number generator failed");
         return -1;
     }
+    static const kl_grpc_observer grpc_metrics = {kl_metrics_spark_rpc, kl_metrics_spark_bytes};
+    kl_grpc_set_observer(&grpc_metrics);
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
     k->info_content = info_content_new();
     if (!k->info_content) {
@@ -594,6 +607,7 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     kl_loop_spawn(k->loop, shell_reader, k, 0);
     kl_loop_spawn(k->loop, control_reader, k, 0);
     kl_loop_spawn(k->loop, stdin_reader, k, 0);
+    if (kl_service_kernel_started(k, bound, err, errlen) != 0) return -1;
     KL_INFO("kernel", "kernel %s listening (shell %s://%s:%d)", k->kernel_id, k->info.transport,
             k->info.ip, k->info.ports[KL_CH_SHELL]);
     return 0;

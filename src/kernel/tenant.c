@@ -69,7 +69,8 @@ static void tenant_main(void *arg) {
     while ((m = next_request(t, &abort))) {
         t->busy = true;
         t->interrupted = false;
-        if (abort)
+        /* Shutting down: requests queued before it are answered, executions as aborted. */
+        if (abort || (k->shutting_down && strcmp(kl_msg_type(m), "execute_request") == 0))
             kl_dispatch_abort(k, t, m);
         else
             kl_dispatch_shell(k, t, m);
@@ -78,7 +79,7 @@ static void tenant_main(void *arg) {
         t->last_active_ms = now_ms(k);
         kl_msg_free(m);
     }
-    kl_strmap_del(k->tenants, t->key);
+    if (kl_strmap_get(k->tenants, t->key) == t) kl_strmap_del(k->tenants, t->key);
     /* TODO(comm): close the connection's comms here once the comm manager can. */
     release_spark_session(t);
     kl_catalog_tenant_free(t);
@@ -164,7 +165,7 @@ kl_tenant *kl_tenant_find_subshell(kl_kernel *k, const char *session, const char
     if (asprintf(&key, "%s/%s", session, subshell_id) < 0) return NULL;
     kl_tenant *t = kl_strmap_get(k->tenants, key);
     free(key);
-    return t;
+    return t && !t->closing ? t : NULL;
 }
 
 int kl_tenant_deliver(kl_tenant *t, kl_msg *msg) {
@@ -210,16 +211,24 @@ static void find_family(const char *key, void *value, void *arg) {
     if (strcmp(t->session, v->session) == 0) collect(v, t);
 }
 
+/* Unlinked at once, so a client that comes back right away gets a new tenant instead of the
+ * closed inbox of the old one. */
+static void close_one_tenant(kl_tenant *t) {
+    t->closing = true;
+    if (kl_strmap_get(t->k->tenants, t->key) == t) kl_strmap_del(t->k->tenants, t->key);
+    kl_chan_close(t->inbox);
+}
+
 void kl_tenant_close(kl_tenant *t) {
     if (t->parent) {
-        kl_chan_close(t->inbox);
+        close_one_tenant(t);
         return;
     }
     /* Collected first: closing never changes the map during its walk, but a tenant coroutine may
      * run and unlink itself as soon as this one parks. */
     visit v = {.k = t->k, .session = t->session};
     kl_strmap_foreach(t->k->tenants, find_family, &v);
-    for (size_t i = 0; i < v.nfound; i++) kl_chan_close(v.found[i]->inbox);
+    for (size_t i = 0; i < v.nfound; i++) close_one_tenant(v.found[i]);
     free(v.found);
 }
 

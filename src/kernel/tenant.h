@@ -24,6 +24,7 @@ struct kl_tenant {
      * kernel's one shared session with --shared-session. */
     char spark_session_id[KL_UUID_STRLEN];
     uint64_t last_active_ms; /* loop time of the last request handled or queued */
+    bool closing;            /* closed: finishing what it runs, then gone; takes no requests */
     kl_chan *inbox;          /* kl_msg * (owned by the channel until received) */
     kl_coro *coro;
     int execution_count;

@@ -184,6 +184,12 @@ const char *kl_grpc_code_name(kl_grpc_code code) {
     return "UNKNOWN_CODE";
 }
 
+static const kl_grpc_observer *observer;
+
+void kl_grpc_set_observer(const kl_grpc_observer *obs) {
+    observer = obs;
+}
+
 void kl_grpc_status_clear(kl_grpc_status *st) {
     if (!st) return;
     free(st->details);
@@ -288,6 +294,7 @@ static void status_take(kl_grpc_stream *s) {
     grpc_metadata_array_destroy(&s->trailing_md);
     grpc_metadata_array_init(&s->trailing_md);
     s->status_done = true;
+    if (observer && observer->call_done) observer->call_done(method_name(s), s->final.code);
 }
 
 /* ---- Byte buffers --------------------------------------------------------------------------- */
@@ -324,6 +331,7 @@ static bool bb_take(grpc_byte_buffer *bb, kl_grpc_bytes *out) {
     grpc_byte_buffer_destroy(bb);
     out->data = buf;
     out->len = n;
+    if (observer && observer->received) observer->received(n);
     return true;
 }
 

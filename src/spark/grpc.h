@@ -158,6 +158,15 @@ void kl_grpc_stream_cancel(kl_grpc_stream *s);
 /* Cancels the call if it is still running and releases it; no coroutine may be waiting on it. */
 void kl_grpc_stream_free(kl_grpc_stream *s);
 
+/* Metrics: call_done when a call has its final status (method as "ExecutePlan"), received with
+ * the size of each message received. Set once at start-up, before any call; both run on the
+ * loop thread; a NULL member is skipped. */
+typedef struct kl_grpc_observer {
+    void (*call_done)(const char *method, kl_grpc_code code);
+    void (*received)(size_t bytes);
+} kl_grpc_observer;
+void kl_grpc_set_observer(const kl_grpc_observer *obs);
+
 /* Calls in flight on this driver (started and not yet fully handed back by gRPC). */
 size_t kl_grpc_active_calls(const kl_grpc *g);
 

@@ -241,60 +241,17 @@ static int magic_input(kl_magic_ctx *c, const char *args, const char *body) {
     return 0;
 }
 
-/* %%sql [--limit N] [--output table|json|csv]: the body is SQL, shown with its own row limit
- * and form. */
+#define SQL_USAGE "%%sql [--limit N] [--output table|json|csv] [--param name=value]..."
+
+/* %%sql: the body is SQL, shown with its own row limit and form, with this cell's parameters. */
 static int magic_sql(kl_magic_ctx *c, const char *args, const char *body) {
-    long long limit = 0;
-    kl_sql_output output = KL_SQL_OUT_TABLE;
-    const char *p = args;
-    while (*p) {
-        char opt[32];
-        int used = 0;
-        if (sscanf(p, " %31s%n", opt, &used) != 1) break;
-        p += used;
-        if (strcmp(opt, "--limit") == 0 || strncmp(opt, "--limit=", 8) == 0) {
-            const char *v = opt[7] == '=' ? opt + 8 : NULL;
-            char num[32];
-            if (!v) {
-                if (sscanf(p, " %31s%n", num, &used) != 1)
-                    return kl_ctx_error(c, "UsageError", "%%%%sql --limit needs a number of rows");
-                p += used;
-                v = num;
-            }
-            char *end;
-            errno = 0;
-            limit = strtoll(v, &end, 10);
-            if (*end || errno || limit < 1 || limit > 10000000)
-                return kl_ctx_error(
-                    c, "UsageError",
-                    "%%%%sql --limit takes a row count from 1 to 10000000, not \"%s\"", v);
-        } else if (strcmp(opt, "--output") == 0 || strncmp(opt, "--output=", 9) == 0) {
-            char val[32];
-            const char *v = opt[8] == '=' ? opt + 9 : NULL;
-            if (!v) {
-                if (sscanf(p, " %31s%n", val, &used) != 1)
-                    return kl_ctx_error(c, "UsageError",
-                                        "%%%%sql --output needs table, json or csv");
-                p += used;
-                v = val;
-            }
-            if (strcmp(v, "table") == 0 || strcmp(v, "html") == 0)
-                output = KL_SQL_OUT_TABLE;
-            else if (strcmp(v, "json") == 0)
-                output = KL_SQL_OUT_JSON;
-            else if (strcmp(v, "csv") == 0)
-                output = KL_SQL_OUT_CSV;
-            else
-                return kl_ctx_error(c, "UsageError",
-                                    "%%%%sql --output takes table, json or csv, not \"%s\"", v);
-        } else {
-            return kl_ctx_error(c, "UsageError",
-                                "%%%%sql: unknown option \"%s\" (usage: %%%%sql [--limit N] "
-                                "[--output table|json|csv])",
-                                opt);
-        }
-    }
-    return kl_sql_run(c, body, strlen(body), limit, output);
+    kl_sql_run_opts o = {.output = KL_SQL_OUT_TABLE};
+    kl_strmap *params = NULL;
+    if (kl_sql_cell_options(c, args, SQL_USAGE, KL_SQL_OUT_TABLE, &o, &params) != 0) return -1;
+    o.params = params;
+    int rc = kl_sql_run_with(c, body, strlen(body), &o);
+    kl_sql_params_free(params);
+    return rc;
 }
 
 int kl_builtin_magics_register(kl_magic_registry *reg) {
@@ -321,9 +278,9 @@ int kl_builtin_magics_register(kl_magic_registry *reg) {
          magic_echo},
         {"sleep", KL_MAGIC_LINE, "%sleep SECONDS",
          "Wait without blocking the kernel; an interrupt ends the wait.", magic_sleep},
-        {"sql", KL_MAGIC_CELL, "%%sql [--limit N] [--output table|json|csv]",
+        {"sql", KL_MAGIC_CELL, SQL_USAGE,
          "Run the cell body as Spark SQL, showing at most N rows of each result, as a table, "
-         "JSON records or CSV.",
+         "JSON records or CSV; --param binds :name (or ${name}) markers for this cell only.",
          magic_sql},
         {"input", KL_MAGIC_LINE, "%input [--password] PROMPT",
          "Ask the client for a line of input over the stdin channel and print it.", magic_input},
