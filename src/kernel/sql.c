@@ -681,7 +681,8 @@ static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, kl_sql_outpu
 
 static const char *user_for(kl_magic_ctx *c, const kl_sc_remote *r) {
     const char *user = r->user_id;
-    if (!user || !*user) user = kl_msg_username(c->parent);
+    /* Spark keys a session by user and id: one shared session needs one user for everybody. */
+    if ((!user || !*user) && !c->k->opts.shared_session) user = kl_msg_username(c->parent);
     return user && *user ? user : NULL;
 }
 

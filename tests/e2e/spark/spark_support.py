@@ -191,9 +191,15 @@ class SparkKernel(KernelHandle):
 # --- reading a SQL cell's outputs --------------------------------------------------------------
 
 
+def is_progress(m: dict[str, Any]) -> bool:
+    """A live progress display (a display_data with a display_id, updated in place)."""
+    return m["msg_type"] == "display_data" and bool(m["content"].get("transient", {}).get("display_id"))
+
+
 def outputs(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The display_data and execute_result messages of a cell, in order."""
-    return [m for m in msgs if m["msg_type"] in ("display_data", "execute_result")]
+    """The display_data and execute_result messages of a cell, in order, without progress
+    displays."""
+    return [m for m in msgs if m["msg_type"] in ("display_data", "execute_result") and not is_progress(m)]
 
 
 def texts(msgs: list[dict[str, Any]]) -> list[str]:
