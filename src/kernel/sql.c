@@ -506,6 +506,8 @@ typedef struct batches {
     kl_grpc_bytes *v;
     size_t n, cap;
     int64_t rows;
+    size_t bytes; /* Arrow bytes held, against --max-result-bytes */
+    bool cut;     /* stopped at --max-result-bytes: what arrived is shown, with a notice */
 } batches;
 
 static int add_batch(batches *b, const ProtobufCBinaryData *data, int64_t rows) {
@@ -521,6 +523,7 @@ static int add_batch(batches *b, const ProtobufCBinaryData *data, int64_t rows) 
     memcpy(copy, data->data, data->len);
     b->v[b->n++] = (kl_grpc_bytes){copy, data->len};
     b->rows += rows;
+    b->bytes += data->len;
     return 0;
 }
 
@@ -566,6 +569,12 @@ static int drain(kl_magic_ctx *c, kl_spark_exec *e, batches *b,
             if (r->arrow_batch && r->arrow_batch->has_data &&
                 add_batch(b, &r->arrow_batch->data, r->arrow_batch->row_count) != 0)
                 rc = -2;
+            /* One connection must not hold the kernel's memory hostage with a wide result:
+             * stop reading, show what came, and stop the operation on the server. */
+            if (rc != -2 && b->bytes > (size_t)c->k->opts.max_result_bytes) {
+                b->cut = true;
+                ss->complete = true;
+            }
             break;
         case SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_SQL_COMMAND_RESULT:
             if (r->sql_command_result && r->sql_command_result->relation && rel_resp &&
@@ -585,6 +594,11 @@ static int drain(kl_magic_ctx *c, kl_spark_exec *e, batches *b,
         }
         if (!keep) spark__connect__execute_plan_response__free_unpacked(r, NULL);
         if (rc == -2) break;
+        if (b->cut) {
+            kl_spark_exec_cancel(e);
+            rc = 0;
+            break;
+        }
     }
     t->interrupt_hook = NULL;
     t->interrupt_arg = NULL;
@@ -777,6 +791,12 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
             break;
         }
         if (rc == 0 && ss.complete) {
+            if (b->cut) {
+                kl_grpc_call_opts o = {.timeout_ms = 5000};
+                kl_grpc_status ist = {0};
+                kl_spark_client_interrupt(client, op, &o, &ist);
+                kl_grpc_status_clear(&ist);
+            }
             release(client, op);
             kl_grpc_status_clear(&st);
             result = 0;
@@ -835,12 +855,52 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
     return result;
 }
 
+/* Coroutine: takes one of the kernel's --max-spark-ops slots. When none is free the cell shows
+ * that it is queued (a display updated in place once it starts), and an interrupt takes it out of
+ * the queue. 0 with the slot held, or -1 with the error recorded. */
+static int queue_for_spark(kl_magic_ctx *c) {
+    kl_kernel *k = c->k;
+    kl_tenant *t = c->t;
+    if (!kl_sem_busy(&k->spark_ops) && !k->spark_ops.waiting)
+        return kl_sem_acquire(&k->spark_ops, NULL);
+    char id[KL_UUID_STRLEN];
+    bool shown = !c->silent && kl_uuid_v4(id) == 0;
+    uint64_t t0 = uv_hrtime();
+    if (shown) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "Queued: all %ld Spark slots of this kernel are busy (--max-spark-ops); %zu "
+                 "statement(s) ahead of this one",
+                 k->opts.max_spark_ops, k->spark_ops.waiting);
+        kl_kernel_publish(k, c->parent, "display_data",
+                          json_pack("{s:{s:s}, s:{}, s:{s:s}}", "data", "text/plain", text,
+                                    "metadata", "transient", "display_id", id));
+    }
+    t->interruptible_wait = true;
+    int rc = kl_sem_acquire(&k->spark_ops, &t->interrupted);
+    t->interruptible_wait = false;
+    if (shown) {
+        char text[128];
+        snprintf(text, sizeof text, "%s after %.1f s in the queue",
+                 rc == 0 ? "Started" : "Left the queue", (double)(uv_hrtime() - t0) / 1e9);
+        kl_kernel_publish(k, c->parent, "update_display_data",
+                          json_pack("{s:{s:s}, s:{}, s:{s:s}}", "data", "text/plain", text,
+                                    "metadata", "transient", "display_id", id));
+    }
+    if (rc != 0) return kl_ctx_error(c, "KeyboardInterrupt", "interrupted while queued");
+    return 0;
+}
+
 static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, kl_sql_output output,
                          bool last, const param_source *ps) {
     bound_args args;
     if (bind_params(stmt, ps, &args) != 0) {
         bound_args_free(&args);
         return kl_ctx_error(c, "MemoryError", "out of memory");
+    }
+    if (queue_for_spark(c) != 0) {
+        bound_args_free(&args);
+        return -1;
     }
     progress p = {.enabled = c->t->progress && !c->silent, .start_ns = uv_hrtime()};
     batches b = {0};
@@ -861,6 +921,15 @@ static int run_statement(kl_magic_ctx *c, const char *stmt, int64_t limit, kl_sq
         }
     }
     if (cmd) spark__connect__execute_plan_response__free_unpacked(cmd, NULL);
+    kl_sem_release(&c->k->spark_ops);
+    if (rc == 0 && b.cut) {
+        char note[256];
+        snprintf(note, sizeof note,
+                 "Result cut short: it passed this kernel's limit of %ld bytes per statement "
+                 "(--max-result-bytes); the rows received are shown.\n",
+                 c->k->opts.max_result_bytes);
+        kl_ctx_stream(c, "stderr", note);
+    }
     progress_finish(c, &p,
                     rc == 0             ? KL_PROGRESS_DONE
                     : c->t->interrupted ? KL_PROGRESS_INTERRUPTED

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2e_support import TIMEOUT, get_reply, iopub_log, request, send, wait_iopub
+from e2e_support import execute as e2e_execute
 from spark_support import SQL_TIMEOUT, SparkKernel, run_ok, texts
 
 pytestmark = pytest.mark.spark
@@ -142,3 +143,43 @@ def test_separate_sessions_by_default(spark_kernel: SparkKernel):
     reply = get_reply(b, msg_id, timeout=SQL_TIMEOUT)
     assert reply["content"]["status"] == "error"
     assert reply["content"]["ename"] == "TABLE_OR_VIEW_NOT_FOUND"
+
+
+def test_statements_beyond_max_spark_ops_wait_shown_as_queued(tmp_path: Path, spark_url: str):
+    kernel = SparkKernel(tmp_path / "limited", remote=spark_url, extra_args=["--max-spark-ops", "1"])
+    try:
+        a = kernel.kc
+        b = kernel.new_client()
+        run_ok(a, "SELECT 1")
+        run_ok(b, "SELECT 1")
+        slow = a.execute("SELECT reflect('java.lang.Thread', 'sleep', 3000L) AS slept")
+        time.sleep(0.7)
+        reply, msgs = e2e_execute(b, "SELECT 'after the queue' AS said")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        queued = [m for m in msgs if m["msg_type"] == "display_data"
+                  and "Queued" in m["content"]["data"].get("text/plain", "")]
+        assert queued, [m["msg_type"] for m in msgs]
+        display_id = queued[0]["content"]["transient"]["display_id"]
+        updates = [m for m in msgs if m["msg_type"] == "update_display_data"
+                   and m["content"]["transient"]["display_id"] == display_id]
+        assert updates and updates[-1]["content"]["data"]["text/plain"].startswith("Started after")
+        assert "after the queue" in "\n".join(texts(msgs))
+        assert get_reply(a, slow, timeout=SQL_TIMEOUT)["content"]["status"] == "ok"
+    finally:
+        kernel.close()
+
+
+def test_a_result_beyond_max_result_bytes_is_cut_with_a_notice(tmp_path: Path, spark_url: str):
+    kernel = SparkKernel(tmp_path / "small", remote=spark_url,
+                         extra_args=["--max-result-bytes", "65536"])
+    try:
+        reply, msgs = e2e_execute(kernel.kc, "SELECT id, repeat('x', 2000) AS wide FROM range(5000)")
+        assert reply["content"]["status"] == "ok", reply["content"]
+        notice = "".join(m["content"]["text"] for m in msgs
+                         if m["msg_type"] == "stream" and m["content"]["name"] == "stderr")
+        assert "--max-result-bytes" in notice
+        assert texts(msgs), "the rows that arrived are still shown"
+        # The connection goes on working.
+        assert "42" in "\n".join(texts(run_ok(kernel.kc, "SELECT 42 AS answer")))
+    finally:
+        kernel.close()
