@@ -22,6 +22,7 @@ APT_PACKAGES=(
   liblz4-dev libzstd-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
   libcurl4-openssl-dev libedit-dev libmicrohttpd-dev
   openjdk-17-jdk-headless maven
+  openssl curl
   clang libclang-rt-14-dev clang-format
   python3-venv
 )

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "jupyter/kernelspec.h"
 #include "kernel/kernel.h"
+#include "kernel/launch.h"
 #include "kernel/service.h"
 #include "kl_version.h"
 #include "runtime/log.h"
@@ -24,8 +25,11 @@ static const char *USAGE =
     "Usage:\n"
     "  kindling kernel -f CONNECTION_FILE [options]   run a kernel (Jupyter starts this)\n"
     "  kindling install [options]                     install the kernelspec\n"
-    "  kindling serve [options]                       a long-running kernel service (serve --help)\n"
+    "  kindling serve [options]                       a long-running kernel service (serve "
+    "--help)\n"
     "  kindling health [--port N] [--path P]          probe a service's health endpoint\n"
+    "  kindling launch --RemoteProcessProxy.kernel-id ID ...  run a kernel for Jupyter\n"
+    "                                                 Enterprise Gateway (launch --help)\n"
     "  kindling exec --existing FILE (-c TEXT | --file F)  run cells on a running kernel\n"
     "  kindling console --existing FILE               an interactive session on a kernel\n"
     "  kindling call --existing FILE --target T ...   a comm RPC call (e.g. kindling.sql)\n"
@@ -397,6 +401,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "kernel") == 0) return cmd_kernel(argc - 1, argv + 1);
     if (strcmp(cmd, "install") == 0) return cmd_install(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0) return kl_service_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "launch") == 0) return kl_launch_main(argc - 1, argv + 1);
     if (strcmp(cmd, "health") == 0) return kl_health_cli_main(argc - 1, argv + 1);
     if (strcmp(cmd, "exec") == 0) return kl_cli_exec(argc - 1, argv + 1);
     if (strcmp(cmd, "console") == 0) return kl_cli_console(argc - 1, argv + 1);
