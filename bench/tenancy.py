@@ -1,0 +1,174 @@
+"""Many connections on one kernel: N = 1, 10, 100, 1000 concurrent connections (kl_loadgen clients,
+each its own socket and session), each doing magic-only executes, then each doing `SELECT 1` cells
+against a Spark Connect server. For each N: round trips per second, p50/p99 latency and the
+kernel's RSS, with the RSS each connection adds once idle. The magic-only load also runs against
+ipykernel (`pass`), the peer measured in the same run. Medians over --repeats runs.
+
+    bench/tenancy.sh                           # builds, starts a local Spark server, runs this
+    bench/tenancy.py --kindling B/kindling --loadgen B/kl_loadgen --spark-remote sc://...
+
+Writes bench/tenancy_results.md and bench/tenancy_results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from jupyter_client import KernelManager
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as common  # noqa: E402 - the protocol benchmark's helpers
+
+HERE = Path(__file__).resolve().parent
+
+
+def start(argv: list[str], key: str, root: Path) -> KernelManager:
+    kernel = common.Kernel(key, key, argv, "")
+    ksm = common.write_kernelspecs([kernel], root / key)
+    km = KernelManager(kernel_name=key, kernel_spec_manager=ksm)
+    km.start_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    kc.stop_channels()
+    return km
+
+
+def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration: float) -> dict:
+    cmd = [args.loadgen, "--connection-file", cf, "--mode", "execute", "--clients", str(clients),
+           "--duration", str(duration), "--warmup", str(args.warmup), "--code", code, "--json",
+           "--stall-timeout", "60"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+    return json.loads(p.stdout)
+
+
+def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]) -> dict:
+    """One kernel, N growing: every run's clients are new connections, and the kernel keeps them
+    (no culling), so the RSS growth over a run divided by its N is what an idle connection costs."""
+    pid = km.provisioner.process.pid
+    out = {}
+    for n in ns:
+        before = common.rss_mib(pid)
+        r = loadgen(args, km.connection_file, n, code, args.duration)
+        time.sleep(0.5)
+        after = common.rss_mib(pid)
+        r["rss_before_mib"], r["rss_after_mib"] = before, after
+        r["rss_per_connection_kib"] = max(0.0, after - before) * 1024 / n
+        common.log(f"    N={n}: {r['rate_per_s']:.0f} rt/s, p50 {r['latency_ms']['p50']:.2f} ms, "
+                   f"p99 {r['latency_ms']['p99']:.2f} ms, RSS {after:.1f} MiB "
+                   f"(+{r['rss_per_connection_kib']:.1f} KiB per connection), errors {r['errors']}")
+        out[str(n)] = r
+    return out
+
+
+def measure(args: argparse.Namespace, root: Path) -> dict:
+    ns = [int(x) for x in args.clients.split(",")]
+    spark_ns = [int(x) for x in args.spark_clients.split(",")]
+    raw: dict = {"kindling_magic": [], "ipykernel_magic": [], "kindling_select": []}
+    base = [str(Path(args.kindling).resolve()), "kernel", "-f", "{connection_file}",
+            "--no-history"]
+    for rep in range(args.repeats):
+        common.log(f"repeat {rep + 1}/{args.repeats}")
+        common.log("  Kindling, %echo hi")
+        km = start(base + ["--spark-remote", "sc://127.0.0.1:9"], "kindling", root)
+        try:
+            raw["kindling_magic"].append(series(args, km, "%echo hi", ns))
+        finally:
+            km.shutdown_kernel(now=True)
+        if not args.no_ipykernel:
+            common.log("  ipykernel, pass")
+            km = start([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                        "--HistoryManager.enabled=False"], "ipykernel", root)
+            try:
+                raw["ipykernel_magic"].append(series(args, km, "pass", ns))
+            finally:
+                km.shutdown_kernel(now=True)
+        if args.spark_remote:
+            common.log("  Kindling, SELECT 1")
+            km = start(base + ["--spark-remote", args.spark_remote], "kindling-spark", root)
+            try:
+                raw["kindling_select"].append(series(args, km, "SELECT 1", spark_ns))
+            finally:
+                km.shutdown_kernel(now=True)
+    return raw
+
+
+def med(runs: list[dict], n: str, path: list[str]) -> float | None:
+    vals = []
+    for r in runs:
+        v = r.get(n)
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if v is not None:
+            vals.append(float(v))
+    return statistics.median(vals) if vals else None
+
+
+def render(raw: dict, args: argparse.Namespace) -> str:
+    def f(x: float | None, d: int) -> str:
+        return "—" if x is None else f"{x:,.{d}f}"
+
+    lines = ["# Many connections on one kernel", "",
+             f"Command: `{args.command}`; medians of {args.repeats} runs, {args.duration} s "
+             "measured per figure.", "",
+             "| load | N | Kindling rt/s | ipykernel rt/s | ratio | Kindling p50 / p99 ms | "
+             "ipykernel p50 / p99 ms | Kindling RSS MiB | KiB per idle connection |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in args.clients.split(","):
+        k = raw["kindling_magic"]
+        i = raw["ipykernel_magic"]
+        kr, ir = med(k, n, ["rate_per_s"]), med(i, n, ["rate_per_s"])
+        ratio = f"{kr / ir:.1f}×" if kr and ir else "—"
+        lines.append(
+            f"| magic-only execute | {n} | {f(kr, 0)} | {f(ir, 0)} | {ratio} | "
+            f"{f(med(k, n, ['latency_ms', 'p50']), 2)} / {f(med(k, n, ['latency_ms', 'p99']), 2)} | "
+            f"{f(med(i, n, ['latency_ms', 'p50']), 2)} / {f(med(i, n, ['latency_ms', 'p99']), 2)} | "
+            f"{f(med(k, n, ['rss_after_mib']), 1)} | {f(med(k, n, ['rss_per_connection_kib']), 1)} |")
+    for n in args.spark_clients.split(","):
+        s = raw["kindling_select"]
+        if not s:
+            break
+        lines.append(
+            f"| `SELECT 1` | {n} | {f(med(s, n, ['rate_per_s']), 0)} | — | — | "
+            f"{f(med(s, n, ['latency_ms', 'p50']), 2)} / {f(med(s, n, ['latency_ms', 'p99']), 2)} | — | "
+            f"{f(med(s, n, ['rss_after_mib']), 1)} | {f(med(s, n, ['rss_per_connection_kib']), 1)} |")
+    lines += ["", "KiB per idle connection: the kernel's RSS growth over a run divided by that "
+              "run's N new connections, measured after they went idle.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kindling", required=True)
+    ap.add_argument("--loadgen", required=True)
+    ap.add_argument("--spark-remote", help="sc:// URL for the SELECT 1 runs (none: skipped)")
+    ap.add_argument("--clients", default="1,10,100,1000")
+    ap.add_argument("--spark-clients", default="1,10,100,1000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5)
+    ap.add_argument("--warmup", type=float, default=1)
+    ap.add_argument("--no-ipykernel", action="store_true")
+    ap.add_argument("--command", default="bench/tenancy.sh")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kl-tenancy-") as tmp:
+        raw = measure(args, Path(tmp))
+    (HERE / "tenancy_results.json").write_text(json.dumps(
+        {"machine": common.machine_info(), "source": common.source_state(), "args": vars(args),
+         "raw": raw}, indent=1))
+    md = render(raw, args)
+    (HERE / "tenancy_results.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
