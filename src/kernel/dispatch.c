@@ -120,9 +120,10 @@ void kl_dispatch_shell(kl_kernel *k, kl_tenant *t, const kl_msg *msg) {
     } else if (strcmp(type, "history_request") == 0) {
         reply = history(k, t, msg);
     } else if (strcmp(type, "comm_info_request") == 0) {
-        reply = json_pack("{s:s, s:o}", "status", "ok", "comms",
-                          kl_comm_info(k->comms, json_string_value(json_object_get(
-                                                     msg->content, "target_name"))));
+        reply = json_pack(
+            "{s:s, s:o}", "status", "ok", "comms",
+            kl_comm_info_session(k->comms, t->session,
+                                 json_string_value(json_object_get(msg->content, "target_name"))));
     } else if (strncmp(type, "comm_", 5) == 0) {
         kl_comm_handle(k, t->session, msg);
     } else {

@@ -80,7 +80,7 @@ static void tenant_main(void *arg) {
         kl_msg_free(m);
     }
     if (kl_strmap_get(k->tenants, t->key) == t) kl_strmap_del(k->tenants, t->key);
-    /* TODO(comm): close the connection's comms here once the comm manager can. */
+    if (!t->parent) kl_comm_close_session(k, t->session);
     release_spark_session(t);
     kl_catalog_tenant_free(t);
     kl_sql_tenant_free(t);
