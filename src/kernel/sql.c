@@ -508,6 +508,9 @@ typedef struct batches {
     int64_t rows;
     size_t bytes; /* Arrow bytes held, against --max-result-bytes */
     bool cut;     /* stopped at --max-result-bytes: what arrived is shown, with a notice */
+    /* The response that carried ExecutePlanResponse.schema (owned): Spark's types, for what
+     * Arrow lacks (interval fields, VARIANT). */
+    Spark__Connect__ExecutePlanResponse *schema_resp;
 } batches;
 
 static int add_batch(batches *b, const ProtobufCBinaryData *data, int64_t rows) {
@@ -528,6 +531,7 @@ static int add_batch(batches *b, const ProtobufCBinaryData *data, int64_t rows) 
 }
 
 static void batches_free(batches *b) {
+    if (b->schema_resp) spark__connect__execute_plan_response__free_unpacked(b->schema_resp, NULL);
     for (size_t i = 0; i < b->n; i++) free(b->v[i].data);
     free(b->v);
     memset(b, 0, sizeof *b);
@@ -592,6 +596,12 @@ static int drain(kl_magic_ctx *c, kl_spark_exec *e, batches *b,
         default:
             break;
         }
+        if (r->schema && !keep) { /* the newest schema wins: it describes the rows */
+            if (b->schema_resp)
+                spark__connect__execute_plan_response__free_unpacked(b->schema_resp, NULL);
+            b->schema_resp = r;
+            keep = true;
+        }
         if (!keep) spark__connect__execute_plan_response__free_unpacked(r, NULL);
         if (rc == -2) break;
         if (b->cut) {
@@ -630,6 +640,8 @@ static void render_work(void *arg) {
         j->rc = -ENOMEM;
         return;
     }
+    if (j->b->schema_resp) /* best effort: without it, cells follow the Arrow types */
+        kl_table_apply_spark_schema(tbl, j->b->schema_resp->schema);
     for (size_t i = 0; i < j->b->n && j->rc == 0; i++)
         j->rc = kl_table_add_ipc(tbl, j->b->v[i].data, j->b->v[i].len, j->err);
     const kl_arrow_schema *schema = kl_table_schema(tbl);

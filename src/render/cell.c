@@ -8,6 +8,7 @@
 #include "render/javanum.h"
 #include "render/table.h"
 #include "render/unicode.h"
+#include "render/variant.h"
 
 void kl_cell_ctx_init(kl_cell_ctx *c, const char *zone, size_t max_bytes, char *err) {
     memset(c, 0, sizeof *c);
@@ -133,6 +134,109 @@ static int put_struct(kl_cell_ctx *c, kl_render_buf *b, const kl_arrow_array *a,
     return 0;
 }
 
+/* Spark's JSON text of a VARIANT; a malformed encoding (Spark would fail the query) shows as the
+ * struct of its two binaries instead. */
+static int put_variant(kl_cell_ctx *c, kl_render_buf *b, const kl_arrow_array *a, int64_t i) {
+    const kl_arrow_array *value = NULL, *meta = NULL;
+    for (size_t k = 0; k < a->n_children; k++) {
+        const kl_arrow_field *f = a->children[k].field;
+        if (f->name_len == 5 && memcmp(f->name, "value", 5) == 0) value = &a->children[k];
+        if (f->name_len == 8 && memcmp(f->name, "metadata", 8) == 0) meta = &a->children[k];
+    }
+    if (value && meta) {
+        kl_arrow_bytes v = kl_arrow_get_bytes(value, a->offset + i);
+        kl_arrow_bytes m = kl_arrow_get_bytes(meta, a->offset + i);
+        size_t start = b->len;
+        size_t room = c->limit == (size_t)-1 ? 0 : c->limit > start ? c->limit - start + 4 : 4;
+        bool capped = false;
+        int rc = kl_variant_to_json(b, v.ptr, v.len, m.ptr, m.len, room, &capped);
+        if (rc == 0) {
+            if (capped) c->capped = true;
+            return 0;
+        }
+        kl_render_buf_truncate(b, start);
+        if (rc == -ENOMEM) return 0; /* b->failed tells */
+    }
+    return put_struct(c, b, a, i);
+}
+
+static const char *const dt_names[] = {"DAY", "HOUR", "MINUTE", "SECOND"};
+
+/* IntervalUtils.toYearMonthIntervalString, ANSI style, for fields start..end (0 YEAR, 1 MONTH). */
+static size_t year_month_text(int32_t months, int start, int end, char *buf) {
+    int64_t abs = months < 0 ? -(int64_t)months : months;
+    const char *sign = months < 0 ? "-" : "";
+    if (start == end && start == 0)
+        return (size_t)sprintf(buf, "INTERVAL '%s%lld' YEAR", sign, (long long)(abs / 12));
+    if (start == end) return (size_t)sprintf(buf, "INTERVAL '%d' MONTH", (int)months);
+    return (size_t)sprintf(buf, "INTERVAL '%s%lld-%lld' YEAR TO MONTH", sign, (long long)(abs / 12),
+                           (long long)(abs % 12));
+}
+
+/* Seconds with microseconds as BigDecimal.valueOf(us, 6).stripTrailingZeros().toPlainString(),
+ * zero-padded to two integer digits. */
+static size_t seconds_text(int64_t us, char *buf) {
+    size_t n = (size_t)sprintf(buf, "%s%lld", us < 10000000 ? "0" : "", (long long)(us / 1000000));
+    int64_t frac = us % 1000000;
+    if (frac) {
+        n += (size_t)sprintf(buf + n, ".%06lld", (long long)frac);
+        while (buf[n - 1] == '0') n--;
+        buf[n] = '\0';
+    }
+    return n;
+}
+
+/* IntervalUtils.toDayTimeIntervalString, ANSI style, for fields start..end (0 DAY, 1 HOUR,
+ * 2 MINUTE, 3 SECOND): the leading field holds everything above it ("INTERVAL '100' HOUR"). */
+static size_t day_time_text(int64_t us, int start, int end, char *buf) {
+    static const int64_t unit[] = {86400000000LL, 3600000000LL, 60000000LL, 1000000LL};
+    size_t n = (size_t)sprintf(buf, "INTERVAL '");
+    if (us == INT64_MIN) {
+        /* -us overflows; Spark spells this one out from its own digits. */
+        static const char *const first[] = {"-106751991", "-2562047788", "-153722867280",
+                                            "-9223372036854.775808"};
+        static const char base[] = "-106751991 04:00:54.775808000";
+        static const int from[] = {10, 13, 16}, to[] = {0, 13, 16, 26};
+        n += (size_t)sprintf(buf + n, "%s", first[start]);
+        if (start != end)
+            n += (size_t)sprintf(buf + n, "%.*s", to[end] - from[start], base + from[start]);
+    } else {
+        int64_t rest = us < 0 ? -us : us;
+        if (us < 0) buf[n++] = '-';
+        if (start == 3) {
+            n += seconds_text(rest, buf + n);
+        } else {
+            n += (size_t)sprintf(buf + n, start == 0 ? "%lld" : "%02lld",
+                                 (long long)(rest / unit[start]));
+            rest %= unit[start];
+        }
+        for (int f = start + 1; f <= end; f++) {
+            if (f == 3) {
+                buf[n++] = ':';
+                n += seconds_text(rest, buf + n);
+            } else {
+                n += (size_t)sprintf(buf + n, "%c%02lld", f == 1 ? ' ' : ':',
+                                     (long long)(rest / unit[f]));
+                rest %= unit[f];
+            }
+        }
+    }
+    n += (size_t)sprintf(buf + n, "' %s", dt_names[start]);
+    if (end != start) n += (size_t)sprintf(buf + n, " TO %s", dt_names[end]);
+    return n;
+}
+
+static size_t interval_text(const kl_arrow_field *f, int64_t v, char *buf) {
+    bool ym = f->type == KL_ARROW_INTERVAL;
+    kl_spark_hint h = kl_table_field_hint(f);
+    int start = 0, end = ym ? 1 : 3; /* Arrow alone: the full range */
+    if (h.kind == (ym ? KL_SPARK_HINT_YEAR_MONTH : KL_SPARK_HINT_DAY_TIME)) {
+        start = h.start;
+        end = h.end;
+    }
+    return ym ? year_month_text((int32_t)v, start, end, buf) : day_time_text(v, start, end, buf);
+}
+
 static int put_map(kl_cell_ctx *c, kl_render_buf *b, const kl_arrow_array *a, int64_t i) {
     int64_t s, e;
     kl_arrow_get_range(a, i, &s, &e);
@@ -213,12 +317,12 @@ static int put_value(kl_cell_ctx *c, kl_render_buf *b, const kl_arrow_array *a, 
         return 0;
     }
     case KL_ARROW_DURATION:
-        n = kl_datetime_day_time(to_micros(kl_arrow_get_int(a, i), f->time_unit), tmp);
+        n = interval_text(f, to_micros(kl_arrow_get_int(a, i), f->time_unit), tmp);
         kl_render_buf_append(b, tmp, n);
         return 0;
     case KL_ARROW_INTERVAL:
         if (f->interval_unit == KL_ARROW_YEAR_MONTH) {
-            n = kl_datetime_year_month((int32_t)kl_arrow_get_int(a, i), tmp);
+            n = interval_text(f, kl_arrow_get_int(a, i), tmp);
         } else if (f->interval_unit == KL_ARROW_DAY_TIME) {
             kl_arrow_day_time v = kl_arrow_get_day_time(a, i);
             n = kl_datetime_calendar(0, v.days, (int64_t)v.milliseconds * 1000, tmp);
@@ -233,7 +337,7 @@ static int put_value(kl_cell_ctx *c, kl_render_buf *b, const kl_arrow_array *a, 
     case KL_ARROW_FIXED_SIZE_LIST:
         return put_list(c, b, a, i);
     case KL_ARROW_STRUCT:
-        return put_struct(c, b, a, i);
+        return kl_table_field_is_variant(f) ? put_variant(c, b, a, i) : put_struct(c, b, a, i);
     case KL_ARROW_MAP:
         return put_map(c, b, a, i);
     }

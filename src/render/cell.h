@@ -2,7 +2,9 @@
  * every level, arrays "[1, NULL, 3]", maps "{a -> 1, b -> NULL}", structs "{1, x}", binary as
  * upper-case hex "[01 02 FF]", decimals in plain notation with their scale, floating point as
  * Java prints it (javanum.h), dates and timestamps as in datetime.h with timestamps in the session
- * zone, intervals as ANSI literals. Strings are copied with ill-formed UTF-8 replaced by U+FFFD.
+ * zone, intervals as ANSI literals with their fields ("INTERVAL '4' HOUR") when the table has
+ * Spark's schema (table.h), else their full range, VARIANT values as their JSON text
+ * (variant.h). Strings are copied with ill-formed UTF-8 replaced by U+FFFD.
  *
  * A context carries the zone setting, a cap on bytes per cell and a one-entry zone cache; it is
  * not thread-safe, so each rendering call uses its own. */

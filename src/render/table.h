@@ -77,7 +77,46 @@ const kl_arrow_batch *kl_table_chunk(const kl_table *t, size_t i, int64_t *rows)
 
 /* Appends the Spark SQL name of a column's type ("int", "decimal(10,2)", "array<string>",
  * "map<string,int>", "struct<a:int,b:string>", "timestamp_ntz", "interval day to second"), as
- * derived from its Arrow type (see docs spark-connect.md section 12). */
+ * derived from its Arrow type (see docs spark-connect.md section 12) and the Spark schema when
+ * one is attached ("interval year", "interval hour to minute", "variant"). */
 void kl_table_type_name(kl_render_buf *b, const kl_arrow_field *f);
+
+/* ---- Spark's schema ------------------------------------------------------------------------
+ * Arrow loses part of Spark's types: the fields of an interval (INTERVAL YEAR and INTERVAL YEAR
+ * TO MONTH are both Interval(YEAR_MONTH); every day-time interval is Duration(us)) and VARIANT,
+ * which travels as struct<value: binary, metadata: binary>. The Spark schema of the result
+ * (ExecutePlanResponse.schema) has them; attached to a table, it reaches the cells of every
+ * renderer through the Arrow fields themselves (kl_table_field_hint), so renderers need no other
+ * parameter. */
+
+struct Spark__Connect__DataType;
+
+typedef enum kl_spark_hint_kind {
+    KL_SPARK_HINT_NONE,       /* nothing attached: the Arrow type decides */
+    KL_SPARK_HINT_YEAR_MONTH, /* an Interval(YEAR_MONTH) field; start/end: 0 YEAR, 1 MONTH */
+    KL_SPARK_HINT_DAY_TIME,   /* a Duration field; start/end: 0 DAY, 1 HOUR, 2 MINUTE, 3 SECOND */
+    KL_SPARK_HINT_VARIANT,    /* a STRUCT field that holds VARIANT values */
+    KL_SPARK_HINT_STRUCT,     /* a STRUCT field that is a struct, whatever its shape */
+} kl_spark_hint_kind;
+
+typedef struct kl_spark_hint {
+    kl_spark_hint_kind kind;
+    int start, end; /* interval fields, start <= end */
+} kl_spark_hint;
+
+/* Attaches schema, a STRUCT DataType with one field per column (the table copies what it needs;
+ * schema may be freed afterwards). Call it once, before or after the streams are added. Where the
+ * Spark type does not fit the Arrow field (the schema of another result) the field is left as
+ * Arrow says. Returns 0, -EINVAL (schema is not a STRUCT) or -ENOMEM. */
+int kl_table_apply_spark_schema(kl_table *t, const struct Spark__Connect__DataType *schema);
+
+/* What an attached schema says about f, a field of a table's stream; KL_SPARK_HINT_NONE when
+ * nothing is attached. Any thread, while the table lives. */
+kl_spark_hint kl_table_field_hint(const kl_arrow_field *f);
+
+/* f holds VARIANT values: the attached schema says so, or, with no schema attached, f has the
+ * shape Spark gives VARIANT in Arrow (a struct of exactly two binaries, "value" and
+ * "metadata"). */
+bool kl_table_field_is_variant(const kl_arrow_field *f);
 
 #endif

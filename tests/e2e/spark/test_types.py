@@ -202,6 +202,30 @@ CASES: list[tuple[str, str]] = [
         " parse_json('1.5e3') AS v3, CAST(NULL AS VARIANT) AS v4",
     ),
     (
+        # Java 17 again: floats that are large integers keep their digits, subnormals and large
+        # integers get extra digits.
+        "float-double-jdk-dependent",
+        "SELECT CAST(2147483648 AS FLOAT) AS f1, CAST(1.17549435E-38D AS FLOAT) AS f2,"
+        " CAST(-6.5694232E7D AS FLOAT) AS f3, 1.0E-322D AS d1, 9.8823150657142224E16D AS d2,"
+        " 5.4374106253263462E18D AS d3, 8.41E21D AS d4",
+    ),
+    (
+        "variant-nested",
+        "SELECT array(parse_json('1'), NULL) AS a, named_struct('v', parse_json('{\"k\":[1,2]}')) AS s,"
+        " map('k', parse_json('\"x\\\\ty\"')) AS m, CAST(TIMESTAMP'2024-01-01 00:00:00.5Z' AS VARIANT) AS t,"
+        " CAST(X'0102' AS VARIANT) AS b, parse_json('{\"b\":-0.0,\"a\":1e400,\"c\":12.500}') AS o,"
+        " CAST(DATE'-0044-03-15' AS VARIANT) AS d",
+    ),
+    (
+        "interval-fields-more",
+        "SELECT CAST(x AS INTERVAL DAY TO HOUR) AS dh, CAST(x AS INTERVAL HOUR TO MINUTE) AS hm,"
+        " CAST(x AS INTERVAL MINUTE TO SECOND) AS ms, CAST(x AS INTERVAL MINUTE) AS mi,"
+        " CAST(y AS INTERVAL MONTH) AS mo, CAST(y AS INTERVAL YEAR) AS yr FROM VALUES"
+        " (INTERVAL '1 02:03:04.5' DAY TO SECOND, INTERVAL '-1-11' YEAR TO MONTH),"
+        " (INTERVAL '-106751991 04:00:54.775808' DAY TO SECOND, INTERVAL '178956970-7' YEAR TO MONTH),"
+        " (INTERVAL '0 00:00:00.000001' DAY TO SECOND, INTERVAL '0-0' YEAR TO MONTH) AS t(x, y)",
+    ),
+    (
         "many-rows",
         "SELECT id, id * 1.5D AS x, CAST(id AS STRING) AS s, id % 3 = 0 AS b FROM range(25)",
     ),
@@ -250,17 +274,10 @@ def run_one(kc, query: str) -> dict[str, Any]:
 
 
 # Known kernel gaps, each failing today; keyed by case id (both truncations) or "case-truncation".
-# Strict, so a fix shows up as an XPASS that fails the run until the entry is removed.
-KNOWN_GAPS = {
-    "interval-year-month": "intervals are formatted from the Arrow type, which lacks Spark's "
-    "start/end fields (INTERVAL '10' YEAR prints as YEAR TO MONTH); needs the Spark schema",
-    "interval-day-time": "intervals are formatted from the Arrow type, which lacks Spark's "
-    "start/end fields; needs the Spark schema",
-    "struct-full": "holds an interval (see interval-year-month)",
-    "variant": "variant values print as their binary struct, not as JSON",
-    "double-jdk-dependent": "Java 17's Double.toString does not always print the shortest "
-    "digits; the renderer prints the shortest (JDK 19+) form",
-}
+# Strict, so a fix shows up as an XPASS that fails the run until the entry is removed. Closed so
+# far: JDK 17 double digits (javanum.c), VARIANT as JSON (variant.c), interval fields (the Spark
+# schema attached to the table, kl_table_apply_spark_schema).
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _known_gap(request, case_id: str, truncation: str) -> None:
@@ -357,7 +374,8 @@ def test_showtypes_adds_a_type_line(types_kernel, spark):
     kc = types_kernel["cut"]
     query = (
         "SELECT 1 AS i, 'text' AS s, CAST(2.5 AS DECIMAL(4,2)) AS d, array(1) AS a,"
-        " map('k', 1) AS m, named_struct('x', 1) AS st, DATE'2024-01-01' AS dt"
+        " map('k', 1) AS m, named_struct('x', 1) AS st, DATE'2024-01-01' AS dt,"
+        " INTERVAL '1' YEAR AS iy, INTERVAL '1:2' HOUR TO MINUTE AS ihm, parse_json('[1]') AS v"
     )
     types = [f.dataType.simpleString() for f in spark.sql(query).schema.fields]
     names = spark.sql(query).columns
