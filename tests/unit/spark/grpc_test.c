@@ -137,7 +137,17 @@ typedef struct {
 static void basics_co(void *arg) {
     basics *b = arg;
     kl_spark_client *c = kl_spark_client_new(ch, NULL, NULL);
-    b->rc_version = kl_spark_client_version(c, &call_opts, &b->version, &b->st_version);
+    /* The first test to reach the server: on a loaded machine the channel's first connection
+     * attempt may time out, and gRPC then fails calls fast until its backoff ends. The kernel
+     * retries UNAVAILABLE (sql.c); so does this readiness wait, for up to a minute. */
+    for (int i = 0; i < 120; i++) {
+        kl_grpc_status_clear(&b->st_version);
+        free(b->version);
+        b->version = NULL;
+        b->rc_version = kl_spark_client_version(c, &call_opts, &b->version, &b->st_version);
+        if (b->rc_version == 0 || b->st_version.code != KL_GRPC_UNAVAILABLE) break;
+        kl_loop_sleep(loop, 500);
+    }
     b->rc_config = kl_spark_client_config_get(c, "spark.sql.session.timeZone", &call_opts,
                                               &b->timezone, &b->st_config);
     const char *sid = kl_spark_client_server_session_id(c);
