@@ -113,9 +113,8 @@ static int cmd_kernel(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     kl_kernel_options o = {0};
-    /* At most one plugin per argument, so argc bounds the list. */
-    const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
-    if (!plugins) return 1;
+    /* Static, so no exit path (usage errors included) has anything to free. */
+    static const char *plugins[64];
     o.magic_plugins = plugins;
     int c;
     while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
@@ -160,6 +159,11 @@ static int cmd_kernel(int argc, char **argv) {
             break;
         }
         case 'P':
+            if (o.n_magic_plugins == (int)(sizeof plugins / sizeof *plugins)) {
+                fprintf(stderr, "kindling kernel: at most 64 --magic-plugin options; use "
+                                "--plugin-dir for more\n");
+                return 2;
+            }
             plugins[o.n_magic_plugins++] = optarg;
             break;
         case 'D':

@@ -1146,7 +1146,7 @@ json_t *kl_complete_with(const char *code, size_t cursor_pos, const kl_magic_reg
                 sink_add(&sink, cased(KEYWORDS[k], sink.upper), "keyword", NULL);
     if (sink.failed) goto out;
 
-    qsort(sink.v, sink.n, sizeof *sink.v, cmp_match);
+    if (sink.n) qsort(sink.v, sink.n, sizeof *sink.v, cmp_match);
     json_int_t cp_start = (json_int_t)kl_utf8_byte_to_cp(code, ctx.start);
     json_int_t cp_end = (json_int_t)kl_utf8_byte_to_cp(code, ctx.end);
     json_t *matches = json_array();

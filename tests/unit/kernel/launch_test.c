@@ -126,7 +126,11 @@ Test(launch, payload_decrypts_as_eg_does) {
     PEM_write_bio_PUBKEY(bio, priv);
     char *pem;
     long n = BIO_get_mem_data(bio, &pem);
-    char *pemz = strndup(pem, (size_t)n);
+    /* The BIO's data has no terminating NUL: copy exactly n bytes. */
+    char *pemz = malloc((size_t)n + 1);
+    cr_assert(pemz);
+    memcpy(pemz, pem, (size_t)n);
+    pemz[n] = 0;
     char err[256];
     char *payload = kl_launch_encrypt(pemz, (const unsigned char *)"{}", 2, err, sizeof err);
     cr_expect(payload != NULL, "%s", err);
