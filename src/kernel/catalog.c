@@ -104,7 +104,8 @@ static char *cell_text(kl_cell_ctx *cc, const kl_arrow_array *a, int64_t i) {
     kl_arrow_type ty = a->field->type;
     if (ty == KL_ARROW_UTF8 || ty == KL_ARROW_LARGE_UTF8) {
         kl_arrow_bytes b = kl_arrow_get_bytes(a, i);
-        return strndup((const char *)b.ptr, b.len);
+        /* An empty string may have no buffer behind it at all. */
+        return b.len ? strndup((const char *)b.ptr, b.len) : strdup("");
     }
     kl_render_buf buf;
     kl_render_buf_init(&buf);
