@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # A local Spark Connect server for tests and the kernel's embedded-local mode, run from the pyspark
 # package in the project's virtualenv (pyspark 4.x bundles the server; its pip package has no
-# sbin/start-connect-server.sh, so spark-submit starts the server class directly).
+# sbin/start-connect-server.sh, so spark-submit starts the server class directly). Other Spark
+# versions run from their own virtualenvs (scripts/spark_versions.sh makes them): pyspark 3.5 lacks
+# the Connect server jar, which is taken from <venv>/spark-connect/ (spark_versions.sh puts it there).
 #
 #   spark_server.sh start [--port N] [--state-dir DIR] [--owner-pid PID] [--no-verify]
 #                         [--timeout SECONDS] [--master MASTER] [--token TOKEN]
-#       Starts a server bound to 127.0.0.1 (a free port unless --port), waits until it answers,
+#                         [--venv DIR | --spark-version X.Y] [--conf KEY=VALUE]...
+#       Starts a server bound to 127.0.0.1 (a free port unless --port; a 3.5 server has no such
+#       setting and listens on every interface), waits until it answers,
 #       and prints its sc:// URL on stdout. With --token the server requires that bearer token
-#       ("--token auto" makes a random one) and the URL carries it (";token=..."). With --owner-pid
-#       the server is stopped as soon as that process exits, so a crashed or killed test run leaves
-#       nothing behind.
+#       ("--token auto" makes a random one) and the URL carries it (";token=..."; Spark 4.0+ only).
+#       With --owner-pid the server is stopped as soon as that process exits, so a crashed or
+#       killed test run leaves nothing behind. --venv runs the pyspark of that virtualenv;
+#       --spark-version runs the one scripts/spark_versions.sh made for X.Y (3.5, 4.0, 4.1). The
+#       Spark version started is written to <state-dir>/server.version. --conf adds a Spark
+#       setting after the script's own (so it can override them).
 #   spark_server.sh stop   [--state-dir DIR]   stops the whole process group
 #   spark_server.sh status [--state-dir DIR]   prints the URL and exits 0 while running, else 1
 #
 # State (pid, port, url, logs, warehouse, scratch space) lives in --state-dir, default
 # $KL_SPARK_STATE_DIR or ${TMPDIR:-/tmp}/kindling-spark-$UID; start creates it, stop leaves the logs.
-# Environment: KL_SPARK_VENV (default <repo>/.venv), KL_SPARK_DRIVER_MEMORY (default 1g),
-# KL_SPARK_START_TIMEOUT (default 180 s).
+# Environment: KL_SPARK_VENV (default <repo>/.venv; --venv wins), KL_SPARK_DRIVER_MEMORY (default
+# 1g), KL_SPARK_START_TIMEOUT (default 180 s).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${KL_SPARK_VENV:-$REPO/.venv}"
-PY="$VENV/bin/python"
 
 die() {
   echo "spark_server.sh: $*" >&2
@@ -39,6 +45,7 @@ verify=1
 timeout="${KL_SPARK_START_TIMEOUT:-180}"
 master="local[2]"
 token=""
+extra_conf=()
 while (($#)); do
   case "$1" in
     --port) port="$2"; shift 2 ;;
@@ -48,12 +55,17 @@ while (($#)); do
     --timeout) timeout="$2"; shift 2 ;;
     --master) master="$2"; shift 2 ;;
     --token) token="$2"; shift 2 ;;
+    --conf) extra_conf+=(--conf "$2"); shift 2 ;;
+    --venv) VENV="$2"; shift 2 ;;
+    --spark-version) VENV="$("$REPO/scripts/spark_versions.sh" venv "$2")" || exit 1; shift 2 ;;
     *) die "unknown option '$1'" ;;
   esac
 done
+PY="$VENV/bin/python"
 
 pid_file="$state_dir/server.pid"
 url_file="$state_dir/server.url"
+version_file="$state_dir/server.version"
 log_dir="$state_dir/logs"
 
 running_pid() {
@@ -77,7 +89,7 @@ stop_server() {
     kill -KILL -- "-$pid" 2>/dev/null || true
     sleep 0.2
   fi
-  rm -f "$pid_file" "$url_file"
+  rm -f "$pid_file" "$url_file" "$version_file"
 }
 
 free_port() {
@@ -117,6 +129,16 @@ start_server() {
   local version
   version="$("$PY" -c 'import pyspark; print(pyspark.__version__)')"
   [[ -x "$spark_home/bin/spark-submit" ]] || die "no spark-submit in $spark_home/bin"
+  # Spark 3.x: the Connect server is not among pyspark's jars; spark_versions.sh fetched it.
+  local -a jars=()
+  if [[ "$version" == 3.* ]]; then
+    local jar="$VENV/spark-connect/spark-connect_2.12-$version.jar"
+    [[ -s "$jar" ]] ||
+      die "Spark $version needs $jar: run scripts/spark_versions.sh ensure ${version%.*}"
+    jars=(--jars "$jar")
+    # Token authentication (spark.connect.authenticate.token) came with Spark 4.0.
+    [[ -z "$token" ]] || die "--token needs Spark 4.0 or newer (this is Spark $version)"
+  fi
   if [[ -z "${JAVA_HOME:-}" ]]; then
     local java
     java="$(command -v java)" || die "java is not on PATH (Java 17+ is needed)"
@@ -142,6 +164,7 @@ start_server() {
     --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$state_dir"
   )
   [[ -z "$token" ]] || conf+=(--conf "spark.connect.authenticate.token=$token")
+  conf+=("${extra_conf[@]}")
 
   # cd: anything Spark drops in its working directory lands in the state dir, not the caller's.
   (
@@ -150,7 +173,7 @@ start_server() {
     exec setsid "$spark_home/bin/spark-submit" \
       --class org.apache.spark.sql.connect.service.SparkConnectServer \
       --name kindling-spark-connect --master "$master" --driver-memory "${KL_SPARK_DRIVER_MEMORY:-1g}" \
-      "${conf[@]}" spark-internal </dev/null >"$log_dir/server.out" 2>&1
+      "${jars[@]}" "${conf[@]}" spark-internal </dev/null >"$log_dir/server.out" 2>&1
   ) &
   local pid=$!
   echo "$pid" >"$pid_file"
@@ -181,6 +204,7 @@ start_server() {
     fi
   fi
   (umask 077 && echo "$url" >"$url_file")
+  echo "$version" >"$version_file"
 
   if [[ -n "$owner_pid" ]]; then
     # A detached watchdog: stop the server once its owner is gone, however the owner ended.

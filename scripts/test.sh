@@ -13,7 +13,9 @@
 #
 # Environment: KL_FUZZ_SECONDS (default 20) per fuzzer; KL_JOBS (default 2) build parallelism;
 # KL_STAGES to run only some stages while iterating locally, e.g. KL_STAGES="e2e e2e-asan"
-# (default: "unit asan fuzz e2e e2e-asan deploy"). CI runs them all.
+# (default: "unit asan fuzz e2e e2e-asan deploy"). CI runs them all. The stage "e2e-compat" (not in
+# the default set yet) runs tests/e2e/spark_compat against Spark 3.5 and 4.1 servers, creating their
+# virtualenvs first (scripts/spark_versions.sh; about 800 MB of downloads the first time).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -186,4 +188,13 @@ if want deploy; then
   STAGE="pytest deploy"
   say "$STAGE"
   run_pytest deploy release "$REPO/build/kindling"
+fi
+
+if want e2e-compat; then
+  STAGE="spark versions"
+  say "$STAGE"
+  "$REPO/scripts/spark_versions.sh" ensure 3.5 4.1
+  STAGE="pytest e2e/spark_compat build/kindling"
+  say "$STAGE"
+  run_pytest e2e/spark_compat release "$REPO/build/kindling"
 fi

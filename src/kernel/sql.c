@@ -28,6 +28,9 @@
  * the channel (reconnecting at least every second) to find a server that is back, short enough
  * that an unreachable one is reported within a few seconds. */
 #define RETRIES 4
+/* A result stream the server closed after at least this long was its stream deadline at work,
+ * not a failure. */
+#define STREAM_MIN_LIFE_NS (1000ull * 1000000ull)
 
 /* %connect gives up on an endpoint that does not answer its first call within this time. */
 #define CONNECT_TIMEOUT_MS 15000
@@ -784,6 +787,7 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
         kl_grpc_status st = {0};
         bool had_any = ss.got_any;
         uint64_t seen = ss.responses;
+        uint64_t opened_ns = uv_hrtime();
         int rc = drain(c, e, b, rel_resp, &st, &ss, p);
         if (ss.responses > seen) failures = 0; /* progress: only consecutive failures count */
         kl_spark_exec_free(e);
@@ -815,11 +819,15 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
             break;
         }
         if (rc == 0) {
-            /* Closed before result_complete: the server ends long streams (2 minutes, 1 GiB);
-             * reattach at once. A stream that closes again without progress counts as a
-             * retryable failure, so this cannot spin. */
+            /* Closed cleanly before result_complete: the server ends a reattachable stream after
+             * 2 minutes or 1 GiB, even one that sent nothing yet (a 3.5 server sends nothing
+             * while a query computes). The operation lives on, so reattach at once, from the
+             * start if nothing arrived: resending it would be OPERATION_ALREADY_EXISTS. Only a
+             * stream that closes at once without progress counts as a retryable failure, so
+             * this cannot spin. */
             kl_grpc_status_clear(&st);
-            if (ss.responses > seen) continue;
+            ss.got_any = true;
+            if (ss.responses > seen || uv_hrtime() - opened_ns >= STREAM_MIN_LIFE_NS) continue;
             st.code = KL_GRPC_UNAVAILABLE;
             st.details = strdup("the result stream ended before result_complete");
         }

@@ -70,6 +70,54 @@ static void read_retry_info(kl_spark_error *e, const Google__Rpc__Any *any) {
     google__rpc__retry_info__free_unpacked(r, NULL);
 }
 
+/* Length of the error class in "[CLASS.SUBCLASS]" at p, or 0. */
+static size_t class_len(const char *p) {
+    if (p[0] != '[' || !(p[1] >= 'A' && p[1] <= 'Z')) return 0;
+    size_t n = 1;
+    while ((p[n] >= 'A' && p[n] <= 'Z') || (p[n] >= '0' && p[n] <= '9') || p[n] == '_' ||
+           p[n] == '.')
+        n++;
+    if (p[n] != ']' || n - 1 > 128 || p[n - 1] == '.') return 0;
+    return n - 1;
+}
+
+/* Spark 3.5 sends the error class only inside the message (4.0+ also as ErrorInfo metadata): at
+ * its start ("[CLASS.SUBCLASS] text", perhaps after a newline), or, when a job failed, after the
+ * exception that failed its task ("Job aborted due to stage failure: ... (executor driver):
+ * org.apache.spark.SparkArithmeticException: [DIVIDE_BY_ZERO] Division by zero ...", followed by
+ * the task's Java stack trace). For the user the error is then the task's own, as a 4.0 server
+ * reports it: that text, without the job's preamble and the stack frames. */
+static void class_from_message(kl_spark_error *e) {
+    const char *m = e->message;
+    if (!m) return;
+    const char *at = m;
+    while (*at == ' ' || *at == '\n' || *at == '\r' || *at == '\t') at++;
+    size_t n = class_len(at);
+    const char *text = m;
+    if (!n) {
+        static const char marker[] = "Exception: [";
+        for (const char *q = m; (q = strstr(q, marker)); q += sizeof marker - 1)
+            if ((n = class_len(q + sizeof marker - 2))) {
+                at = text = q + sizeof marker - 2;
+                break;
+            }
+    }
+    if (!n) return;
+    char *cls = strndup(at + 1, n);
+    if (!cls) return;
+    free(e->error_class);
+    e->error_class = cls;
+    const char *frames = strstr(text, "\n\tat ");
+    if (text == m && !frames) return;
+    size_t keep = frames ? (size_t)(frames - text) : strlen(text);
+    while (keep && (text[keep - 1] == '\n' || text[keep - 1] == ' ' || text[keep - 1] == '\r'))
+        keep--;
+    char *shorter = strndup(text, keep);
+    if (!shorter) return;
+    free(e->message);
+    e->message = shorter;
+}
+
 void kl_spark_error_from_status(kl_spark_error *e, int code, const char *message,
                                 const uint8_t *details, size_t len) {
     e->code = code;
@@ -79,14 +127,19 @@ void kl_spark_error_from_status(kl_spark_error *e, int code, const char *message
     if (!st) return;
     /* The trailer's message is the full one when the status line had to be shortened. */
     set(&e->message, st->message);
+    bool spark_error = false;
     for (size_t i = 0; i < st->n_details; i++) {
         const Google__Rpc__Any *any = st->details[i];
-        if (type_is(any->type_url, "google.rpc.ErrorInfo"))
+        if (type_is(any->type_url, "google.rpc.ErrorInfo")) {
             read_error_info(e, any);
-        else if (type_is(any->type_url, "google.rpc.RetryInfo"))
+            spark_error = true;
+        } else if (type_is(any->type_url, "google.rpc.RetryInfo")) {
             read_retry_info(e, any);
+        }
     }
     google__rpc__status__free_unpacked(st, NULL);
+    /* Only a message that came with Spark's ErrorInfo is trusted to name an error class. */
+    if (spark_error && !e->error_class) class_from_message(e);
 }
 
 int kl_spark_error_add_details(kl_spark_error *e, const uint8_t *resp, size_t len) {

@@ -288,7 +288,9 @@ def test_progress_updates_one_display(skc, spark):
     assert all(m["msg_type"] == "update_display_data" for m in prog[1:])
     ids = {m["content"]["transient"]["display_id"] for m in prog}
     assert len(ids) == 1, ids
-    assert len(prog) >= 3, "at least one update between the first display and the last"
+    # How many reports arrive depends on how fast the stages run (the server reports on its own
+    # clock): the display and its final update are certain, updates between them are not.
+    assert len(prog) >= 2, "the display and at least its final update"
     for m in prog[:-1]:
         line = m["content"]["data"]["text/plain"]
         assert PROGRESS_LINE.match(line), line
