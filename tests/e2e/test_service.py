@@ -309,3 +309,18 @@ def test_a_refused_registration_stops_the_kernel(tmp_path: Path):
         reg.close()
     assert rc == 1
     assert "registration" in err and "error" in err, err
+
+
+def test_a_restarted_service_is_a_new_kernel_session(serve):
+    """A pod restart is a new kernel process: clients see a new kernel session id in the headers
+    of its messages, as the protocol intends, so they know their state is gone."""
+    sessions = []
+    for _ in range(2):
+        s = serve()
+        kc = s.client()
+        reply, _ = execute(kc, "%echo hi")
+        assert reply["content"]["status"] == "ok"
+        sessions.append(reply["header"]["session"])
+        kc.stop_channels()
+        s.kill()
+    assert sessions[0] != sessions[1], sessions
