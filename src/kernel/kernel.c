@@ -362,7 +362,13 @@ static void iopub_main(void *arg) {
         size_t len = f.n ? kl_frames_size(&f, 0) : 0;
         const char *data = f.n ? kl_frames_data(&f, 0) : NULL;
         if (len >= 1 && data[0] == 1) {
-            char *topic = strndup(data + 1, len - 1);
+            /* A frame is not NUL-terminated: copy exactly its bytes (strndup may look one past
+             * them, which AddressSanitizer reports). */
+            char *topic = malloc(len);
+            if (topic) {
+                memcpy(topic, data + 1, len - 1);
+                topic[len - 1] = 0;
+            }
             if (topic) {
                 KL_DEBUG("iopub", "new subscriber to \"%s\"", topic);
                 publish_topic(k, NULL, "iopub_welcome", json_pack("{s:s}", "subscription", topic),
