@@ -15,6 +15,7 @@
 #include "jupyter/kernelspec.h"
 #include "kernel/kernel.h"
 #include "kernel/launch.h"
+#include "kernel/options.h"
 #include "kernel/service.h"
 #include "kl_version.h"
 #include "runtime/log.h"
@@ -94,130 +95,20 @@ static const char *INSTALL_USAGE =
 static int cmd_kernel(int argc, char **argv) {
     static const struct option longopts[] = {
         {"connection-file", required_argument, NULL, 'f'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-format", required_argument, NULL, 'F'},
-        {"history-file", required_argument, NULL, 'H'},
-        {"no-history", no_argument, NULL, 'N'},
-        {"spark-remote", required_argument, NULL, 'r'},
-        {"display-limit", required_argument, NULL, 'L'},
-        {"magic-plugin", required_argument, NULL, 'P'},
-        {"plugin-dir", required_argument, NULL, 'D'},
-        {"allow-shell", no_argument, NULL, 'S'},
-        {"shell-timeout", required_argument, NULL, 'T'},
-        {"max-connections", required_argument, NULL, 'M'},
-        {"cull-idle", required_argument, NULL, 'C'},
-        {"shared-session", no_argument, NULL, 'X'},
-        {"max-spark-ops", required_argument, NULL, 'O'},
-        {"max-result-bytes", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
+        KL_KERNEL_LONGOPTS,
         {0, 0, 0, 0},
     };
     kl_kernel_options o = {0};
-    /* Static, so no exit path (usage errors included) has anything to free. */
-    static const char *plugins[64];
-    o.magic_plugins = plugins;
     int c;
     while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+        int k = kl_kernel_option("kernel", c, optarg, &o);
+        if (k < 0) return 2;
+        if (k > 0) continue;
         switch (c) {
         case 'f':
             o.connection_file = optarg;
             break;
-        case 'l': {
-            int level = kl_log_parse_level(optarg);
-            if (level < 0) {
-                fprintf(stderr, "kindling kernel: --log-level takes debug, info, warn or error\n");
-                return 2;
-            }
-            kl_log_set_level((kl_log_level)level);
-            break;
-        }
-        case 'F':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0) {
-                fprintf(stderr, "kindling kernel: --log-format takes plain or json\n");
-                return 2;
-            }
-            kl_log_set_json(strcmp(optarg, "json") == 0);
-            break;
-        case 'H':
-            o.history_file = optarg;
-            break;
-        case 'N':
-            o.history_file = "";
-            break;
-        case 'r':
-            o.spark_remote = optarg;
-            break;
-        case 'L': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 10000000) {
-                fprintf(stderr, "kindling kernel: --display-limit takes a row count from 1 to "
-                                "10000000\n");
-                return 2;
-            }
-            o.display_limit = v;
-            break;
-        }
-        case 'P':
-            if (o.n_magic_plugins == (int)(sizeof plugins / sizeof *plugins)) {
-                fprintf(stderr, "kindling kernel: at most 64 --magic-plugin options; use "
-                                "--plugin-dir for more\n");
-                return 2;
-            }
-            plugins[o.n_magic_plugins++] = optarg;
-            break;
-        case 'D':
-            o.plugin_dir = optarg;
-            break;
-        case 'S':
-            o.allow_shell = true;
-            break;
-        case 'T': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 86400 * 7) {
-                fprintf(stderr,
-                        "kindling kernel: --shell-timeout takes seconds from 1 to 604800\n");
-                return 2;
-            }
-            o.shell_timeout = v;
-            break;
-        }
-        case 'M':
-        case 'C': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            long max = c == 'M' ? 1000000 : 86400L * 365;
-            if (*end || v < 1 || v > max) {
-                fprintf(stderr, "kindling kernel: --%s takes a number from 1 to %ld\n",
-                        c == 'M' ? "max-connections" : "cull-idle", max);
-                return 2;
-            }
-            if (c == 'M')
-                o.max_connections = v;
-            else
-                o.cull_idle = v;
-            break;
-        }
-        case 'X':
-            o.shared_session = true;
-            break;
-        case 'O':
-        case 'B': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            long lo = c == 'O' ? 1 : 4096, hi = c == 'O' ? 100000 : (1L << 40);
-            if (*end || v < lo || v > hi) {
-                fprintf(stderr, "kindling kernel: --%s takes a number from %ld to %ld\n",
-                        c == 'O' ? "max-spark-ops" : "max-result-bytes", lo, hi);
-                return 2;
-            }
-            if (c == 'O')
-                o.max_spark_ops = v;
-            else
-                o.max_result_bytes = v;
-            break;
-        }
         case 'h':
             fputs(KERNEL_USAGE, stdout);
             return 0;

@@ -39,6 +39,7 @@
 
 #include "jupyter/connection.h"
 #include "kernel/kernel.h"
+#include "kernel/options.h"
 #include "runtime/log.h"
 #include "runtime/uuid.h"
 
@@ -76,6 +77,7 @@ static const char *USAGE =
     "      --history-file PATH     SQLite execution history file\n"
     "      --no-history            keep no history on disk\n"
     "      --display-limit N       rows shown per result (default 1000)\n"
+    "      and every other `kindling kernel` option (see kindling help kernel)\n"
     "  -h, --help                  this text\n"
     "\n"
     "Port range size: at least $EG_MIN_PORT_RANGE_SIZE (default 1000) ports unless 0..0; tries\n"
@@ -729,13 +731,8 @@ int kl_launch_main(int argc, char **argv) {
         {"kernel-class-name", required_argument, NULL, 'i'},
         {"connection-file", required_argument, NULL, 'f'},
         {"ip", required_argument, NULL, 'I'},
-        {"spark-remote", required_argument, NULL, 'r'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"log-format", required_argument, NULL, 'F'},
-        {"history-file", required_argument, NULL, 'H'},
-        {"no-history", no_argument, NULL, 'N'},
-        {"display-limit", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
+        KL_KERNEL_LONGOPTS,
         {0, 0, 0, 0},
     };
     launch l = {.ip = "0.0.0.0", .comm_fd = -1, .wake = {-1, -1}};
@@ -745,6 +742,9 @@ int kl_launch_main(int argc, char **argv) {
     const char *range = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        int k = kl_kernel_option("launch", c, optarg, &o);
+        if (k < 0) return 2;
+        if (k > 0) continue;
         switch (c) {
         case 'k':
             l.kernel_id = *optarg ? optarg : NULL;
@@ -766,42 +766,6 @@ int kl_launch_main(int argc, char **argv) {
         case 'I':
             l.ip = optarg;
             break;
-        case 'r':
-            o.spark_remote = optarg;
-            break;
-        case 'l': {
-            int level = kl_log_parse_level(optarg);
-            if (level < 0) {
-                fprintf(stderr, "kindling launch: --log-level takes debug, info, warn or error\n");
-                return 2;
-            }
-            kl_log_set_level((kl_log_level)level);
-            break;
-        }
-        case 'F':
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0) {
-                fprintf(stderr, "kindling launch: --log-format takes plain or json\n");
-                return 2;
-            }
-            kl_log_set_json(strcmp(optarg, "json") == 0);
-            break;
-        case 'H':
-            o.history_file = optarg;
-            break;
-        case 'N':
-            o.history_file = "";
-            break;
-        case 'L': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 10000000) {
-                fprintf(stderr,
-                        "kindling launch: --display-limit takes a row count from 1 to 10000000\n");
-                return 2;
-            }
-            o.display_limit = v;
-            break;
-        }
         case 'h':
             fputs(USAGE, stdout);
             return 0;

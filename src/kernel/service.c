@@ -18,6 +18,7 @@
 #include "jupyter/message.h"
 #include "kernel/health.h"
 #include "kernel/metrics.h"
+#include "kernel/options.h"
 #include "kernel/tenant.h"
 #include "kl_version.h"
 #include "runtime/log.h"
@@ -451,7 +452,8 @@ static const char *SERVE_USAGE =
     "      --log-format FORMAT     json (default here) or plain\n"
     "      and every `kindling kernel` option: --history-file PATH, --no-history,\n"
     "      --display-limit N, --magic-plugin PATH, --plugin-dir DIR, --allow-shell,\n"
-    "      --shell-timeout SECS, --max-connections N, --cull-idle SECS, --shared-session\n"
+    "      --shell-timeout SECS, --max-connections N, --cull-idle SECS, --shared-session,\n"
+    "      --max-spark-ops N, --max-result-bytes N (see kindling help kernel)\n"
     "  -h, --help                  this text\n";
 
 enum {
@@ -470,19 +472,6 @@ enum {
     OPT_HEALTH_PORT,
     OPT_HEALTH_IP,
     OPT_GRACE,
-    OPT_SPARK_REMOTE,
-    OPT_LOG_LEVEL,
-    OPT_LOG_FORMAT,
-    OPT_HISTORY_FILE,
-    OPT_NO_HISTORY,
-    OPT_DISPLAY_LIMIT,
-    OPT_MAGIC_PLUGIN,
-    OPT_PLUGIN_DIR,
-    OPT_ALLOW_SHELL,
-    OPT_SHELL_TIMEOUT,
-    OPT_MAX_CONNECTIONS,
-    OPT_CULL_IDLE,
-    OPT_SHARED_SESSION,
 };
 
 static bool parse_long(const char *text, long min, long max, long *out) {
@@ -492,67 +481,6 @@ static bool parse_long(const char *text, long min, long max, long *out) {
     if (errno || end == text || *end || v < min || v > max) return false;
     *out = v;
     return true;
-}
-
-/* The options every `kindling kernel` takes (kept in step with cmd_kernel in main.c). 1 handled,
- * 0 not a kernel option, -1 bad value (message printed). */
-static int kernel_option(int c, const char *arg, kl_kernel_options *o, const char **plugins) {
-    long v;
-    switch (c) {
-    case OPT_HISTORY_FILE:
-        o->history_file = arg;
-        return 1;
-    case OPT_NO_HISTORY:
-        o->history_file = "";
-        return 1;
-    case OPT_SPARK_REMOTE:
-        o->spark_remote = arg;
-        return 1;
-    case OPT_DISPLAY_LIMIT:
-        if (!parse_long(arg, 1, 10000000, &v)) {
-            fprintf(stderr, "kindling serve: --display-limit takes a row count from 1 to "
-                            "10000000\n");
-            return -1;
-        }
-        o->display_limit = v;
-        return 1;
-    case OPT_MAGIC_PLUGIN:
-        plugins[o->n_magic_plugins++] = arg;
-        return 1;
-    case OPT_PLUGIN_DIR:
-        o->plugin_dir = arg;
-        return 1;
-    case OPT_ALLOW_SHELL:
-        o->allow_shell = true;
-        return 1;
-    case OPT_SHELL_TIMEOUT:
-        if (!parse_long(arg, 1, 86400L * 7, &v)) {
-            fprintf(stderr, "kindling serve: --shell-timeout takes seconds from 1 to 604800\n");
-            return -1;
-        }
-        o->shell_timeout = v;
-        return 1;
-    case OPT_MAX_CONNECTIONS:
-        if (!parse_long(arg, 1, 1000000, &v)) {
-            fprintf(stderr, "kindling serve: --max-connections takes a number from 1 to "
-                            "1000000\n");
-            return -1;
-        }
-        o->max_connections = v;
-        return 1;
-    case OPT_CULL_IDLE:
-        if (!parse_long(arg, 1, 86400L * 365, &v)) {
-            fprintf(stderr, "kindling serve: --cull-idle takes seconds from 1 to 31536000\n");
-            return -1;
-        }
-        o->cull_idle = v;
-        return 1;
-    case OPT_SHARED_SESSION:
-        o->shared_session = true;
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* Reads a key file: one line, trailing whitespace dropped (Kubernetes secrets often end in a
@@ -706,20 +634,8 @@ int kl_service_main(int argc, char **argv) {
         {"health-port", required_argument, NULL, OPT_HEALTH_PORT},
         {"health-ip", required_argument, NULL, OPT_HEALTH_IP},
         {"grace-period", required_argument, NULL, OPT_GRACE},
-        {"spark-remote", required_argument, NULL, OPT_SPARK_REMOTE},
-        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"history-file", required_argument, NULL, OPT_HISTORY_FILE},
-        {"no-history", no_argument, NULL, OPT_NO_HISTORY},
-        {"display-limit", required_argument, NULL, OPT_DISPLAY_LIMIT},
-        {"magic-plugin", required_argument, NULL, OPT_MAGIC_PLUGIN},
-        {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
-        {"allow-shell", no_argument, NULL, OPT_ALLOW_SHELL},
-        {"shell-timeout", required_argument, NULL, OPT_SHELL_TIMEOUT},
-        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-        {"cull-idle", required_argument, NULL, OPT_CULL_IDLE},
-        {"shared-session", no_argument, NULL, OPT_SHARED_SESSION},
         {"help", no_argument, NULL, 'h'},
+        KL_KERNEL_LONGOPTS,
         {0, 0, 0, 0},
     };
     kl_service *s = &svc;
@@ -734,14 +650,11 @@ int kl_service_main(int argc, char **argv) {
      * (main has read it already) or a flag does below. */
     if (!getenv("KINDLING_LOG_FORMAT")) kl_log_set_json(true);
     if (!getenv("KINDLING_LOG_LEVEL")) kl_log_set_level(KL_LOG_INFO);
-    const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
-    if (!plugins) return 1;
-    o.magic_plugins = plugins;
     int rc = 2, c, memfd = -1;
     long v;
     char err[1024];
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        int k = kernel_option(c, optarg, &o, plugins);
+        int k = kl_kernel_option("serve", c, optarg, &o);
         if (k < 0) goto out;
         if (k > 0) continue;
         switch (c) {
@@ -805,22 +718,6 @@ int kl_service_main(int argc, char **argv) {
                 fprintf(stderr, "kindling serve: --grace-period takes seconds from 0 to 86400\n");
                 goto out;
             }
-            break;
-        case OPT_LOG_LEVEL: {
-            int level = kl_log_parse_level(optarg);
-            if (level < 0) {
-                fprintf(stderr, "kindling serve: --log-level takes debug, info, warn or error\n");
-                goto out;
-            }
-            kl_log_set_level((kl_log_level)level);
-            break;
-        }
-        case OPT_LOG_FORMAT:
-            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "plain") != 0) {
-                fprintf(stderr, "kindling serve: --log-format takes json or plain\n");
-                goto out;
-            }
-            kl_log_set_json(strcmp(optarg, "json") == 0);
             break;
         case 'h':
             fputs(SERVE_USAGE, stdout);
@@ -918,7 +815,6 @@ out:
     free(s->local_url);
     s->local_url = NULL;
     kl_connection_free(&info);
-    free(plugins);
     return rc;
 }
 
