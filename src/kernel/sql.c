@@ -1292,21 +1292,44 @@ void kl_sql_tenant_free(kl_tenant *t) {
     t->remote = NULL;
 }
 
-static void release_one(const char *key, void *value, void *arg) {
-    (void)key;
-    (void)arg;
-    kl_tenant *t = value;
-    if (!t->spark) return;
+void kl_sql_tenant_release(kl_tenant *t) {
+    if (!t->spark || t->parent) return;
     kl_grpc_call_opts o = {.timeout_ms = 2000};
     kl_grpc_status st = {0};
-    /* Best effort: a 3.5 server has no ReleaseSession and answers UNIMPLEMENTED. */
     kl_spark_client_release_session(t->spark, &o, &st);
     kl_grpc_status_clear(&st);
 }
 
+typedef struct owners {
+    kl_tenant **v;
+    size_t n, cap;
+    bool shared; /* --shared-session: every connection holds the same session; keep one */
+} owners;
+
+static void collect_owner(const char *key, void *value, void *arg) {
+    (void)key;
+    owners *w = arg;
+    kl_tenant *t = value;
+    if (!t->spark || t->parent || (w->shared && w->n)) return;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        kl_tenant **v = realloc(w->v, cap * sizeof *v);
+        if (!v) return;
+        w->v = v;
+        w->cap = cap;
+    }
+    w->v[w->n++] = t;
+}
+
 void kl_sql_shutdown(kl_sql *s) {
     if (!s) return;
-    if (s->chan) kl_strmap_foreach(s->k->tenants, release_one, NULL);
+    if (s->chan) {
+        /* Collected first: each release parks, and the map must not be walked across a park. */
+        owners w = {.shared = s->k->opts.shared_session};
+        kl_strmap_foreach(s->k->tenants, collect_owner, &w);
+        for (size_t i = 0; i < w.n; i++) kl_sql_tenant_release(w.v[i]);
+        free(w.v);
+    }
     if (s->local_server) kl_spark_local_stop(s->local_server);
 }
 

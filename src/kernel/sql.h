@@ -86,5 +86,9 @@ int kl_sql_report(kl_magic_ctx *c, const kl_grpc_status *st, const char *stmt);
 /* Frees the tenant's Spark client (the session itself is released by kl_sql_shutdown), its
  * parameters and its %connect endpoint. */
 void kl_sql_tenant_free(kl_tenant *t);
+/* Coroutine: ReleaseSession for the Spark session the tenant owns, so the server drops it now
+ * rather than at its own idle timeout. Nothing for a subshell (the session is its parent's).
+ * Best effort: a 3.5 server answers UNIMPLEMENTED. */
+void kl_sql_tenant_release(kl_tenant *t);
 
 #endif

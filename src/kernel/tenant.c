@@ -8,7 +8,6 @@
 #include "kernel/dispatch.h"
 #include "kernel/execute.h"
 #include "kernel/sql.h"
-#include "spark/client.h"
 #include "runtime/log.h"
 
 /* Deep enough that a burst of requests from a fast client is queued without parking the shell
@@ -52,12 +51,9 @@ static uint64_t now_ms(kl_kernel *k) {
  * keep it until its own idle timeout. A subshell's session is its parent's, and a shared session
  * outlives every connection. */
 static void release_spark_session(kl_tenant *t) {
-    if (!t->spark || t->parent || t->k->opts.shared_session || t->k->shutting_down) return;
-    kl_grpc_call_opts o = {.timeout_ms = 2000};
-    kl_grpc_status st = {0};
-    /* Best effort: a 3.5 server has no ReleaseSession and answers UNIMPLEMENTED. */
-    kl_spark_client_release_session(t->spark, &o, &st);
-    kl_grpc_status_clear(&st);
+    /* At shutdown kl_sql_shutdown has released every session already. */
+    if (t->k->opts.shared_session || t->k->shutting_down) return;
+    kl_sql_tenant_release(t);
 }
 
 static void tenant_main(void *arg) {
