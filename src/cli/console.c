@@ -14,6 +14,48 @@
 
 #include "cli/cli.h"
 #include "cli/common.h"
+#include "runtime/dynlib.h"
+
+/* libedit is bound when the console starts (runtime/dynlib.h): the same binary is the kernel,
+ * which never reads a terminal and would otherwise load libedit and its terminfo at every start.
+ * Its variables are reached through RL(), its functions through EL(). */
+#define EDITLINE_FUNCS(X)                                                                          \
+    X(readline)                                                                                    \
+    X(using_history)                                                                               \
+    X(stifle_history)                                                                              \
+    X(read_history)                                                                                \
+    X(write_history)                                                                               \
+    X(add_history)                                                                                 \
+    X(rl_attempted_completion_over)                                                                \
+    X(rl_line_buffer)                                                                              \
+    X(rl_point)                                                                                    \
+    X(rl_readline_name)                                                                            \
+    X(rl_attempted_completion_function)                                                            \
+    X(rl_completer_word_break_characters)
+
+enum {
+#define X(n) EDITLINE_##n,
+    EDITLINE_FUNCS(X)
+#undef X
+        EDITLINE_COUNT
+};
+static const char *const editline_names[EDITLINE_COUNT] = {
+#define X(n) #n,
+    EDITLINE_FUNCS(X)
+#undef X
+};
+static void *editline_slots[EDITLINE_COUNT];
+static kl_dynlib editline_lib = {
+    .soname = KL_EDIT_SONAME,
+    .package_hint = "libedit: Debian package libedit2",
+    .names = editline_names,
+    .slots = editline_slots,
+    .count = EDITLINE_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+#define EL(n) ((__typeof__(&n))editline_slots[EDITLINE_##n])
+/* libedit's variable n, as an lvalue. */
+#define RL(n) (*(__typeof__(&n))editline_slots[EDITLINE_##n])
 
 static const char *CONSOLE_USAGE =
     "Usage: kindling console --existing CONNECTION_FILE [options]\n"
@@ -81,10 +123,10 @@ static char **matches_of(kindling_msg *reply, size_t *count) {
  * replacement of text first (the matches' common prefix), then the matches. */
 static char **complete(const char *text, int start, int end) {
     (void)end;
-    rl_attempted_completion_over = 1; /* never fall back to file names */
+    RL(rl_attempted_completion_over) = 1; /* never fall back to file names */
     kl_cli_session *s = completing;
     if (!s || !s->c) return NULL;
-    char *code = strndup(rl_line_buffer, (size_t)rl_point);
+    char *code = strndup(RL(rl_line_buffer), (size_t)RL(rl_point));
     json_t *req =
         code ? json_pack("{s:s, s:i}", "code", code, "cursor_pos", (int)code_points(code)) : NULL;
     char *content = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -197,6 +239,11 @@ int kl_cli_console(int argc, char **argv) {
         return KL_CLI_EUSAGE;
     }
 
+    char why[512];
+    if (kl_dynlib_load(&editline_lib, why, sizeof why) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, why);
+        return KL_CLI_EUSAGE;
+    }
     kl_cli_session s = {0};
     int rc = kl_cli_open(&s, prog, existing, connect_ms, hb_ms);
     if (rc != KL_CLI_OK) return rc;
@@ -219,13 +266,13 @@ int kl_cli_console(int argc, char **argv) {
         snprintf(history_path, sizeof history_path, "%s", history);
     else
         default_history_path(history_path, sizeof history_path);
-    rl_readline_name = "kindling";
-    using_history();
-    stifle_history(HISTORY_MAX);
-    if (*history_path) read_history(history_path);
+    RL(rl_readline_name) = "kindling";
+    EL(using_history)();
+    EL(stifle_history)(HISTORY_MAX);
+    if (*history_path) EL(read_history)(history_path);
     completing = &s;
-    rl_attempted_completion_function = complete;
-    rl_completer_word_break_characters = " \t\n;,()=<>'\"";
+    RL(rl_attempted_completion_function) = complete;
+    RL(rl_completer_word_break_characters) = " \t\n;,()=<>'\"";
 
     int count = 1;
     char *cell = NULL;
@@ -239,7 +286,7 @@ int kl_cli_console(int argc, char **argv) {
             snprintf(prompt, sizeof prompt, "%*s: ", (int)snprintf(NULL, 0, "In [%d]", count),
                      "...");
         kl_cli_sigint_take();
-        char *line = readline(prompt);
+        char *line = EL(readline)(prompt);
         if (!line) {
             if (kl_cli_sigint_take()) {
                 /* Ctrl-C at the prompt: drop what was typed, keep going. */
@@ -274,7 +321,7 @@ int kl_cli_console(int argc, char **argv) {
         if (!run) continue;
         /* The cell without its trailing newlines, as one history entry. */
         while (len && (cell[len - 1] == '\n' || cell[len - 1] == ' ')) cell[--len] = 0;
-        add_history(cell);
+        EL(add_history)(cell);
         int r = kl_cli_run_cell(&s, cell, -1);
         free(cell);
         cell = NULL;
@@ -286,7 +333,7 @@ int kl_cli_console(int argc, char **argv) {
         }
     }
     free(cell);
-    if (*history_path) write_history(history_path);
+    if (*history_path) EL(write_history)(history_path);
     completing = NULL;
     kl_cli_close(&s);
     return rc;

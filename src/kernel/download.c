@@ -2,7 +2,6 @@
 #include "kernel/download.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -14,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernel/curlapi.h"
 #include "kl_version.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -236,11 +236,6 @@ static void sha256_hex(const void *data, size_t len, char hex[65]) {
 
 /* ---- http(s) -------------------------------------------------------------------------------- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 typedef struct transfer {
     FILE *f;
     uint64_t got, max;
@@ -295,7 +290,7 @@ static const char *reason_of(const char *status) {
 
 static int curl_fetch(const char *url, const char *dest, const kl_download_opts *opt, char *err,
                       size_t errlen) {
-    pthread_once(&curl_once, curl_init);
+    if (kl_curlapi_load(err, errlen) != 0) return -1;
     FILE *f = fopen(dest, "wxe");
     if (!f) {
         set_err(err, errlen, "cannot write %s: %s", dest, strerror(errno));
@@ -307,41 +302,42 @@ static int curl_fetch(const char *url, const char *dest, const kl_download_opts 
         opt && opt->connect_timeout_ms ? opt->connect_timeout_ms : KL_DOWNLOAD_CONNECT_TIMEOUT_MS;
     long total_ms = opt && opt->timeout_ms ? opt->timeout_ms : KL_DOWNLOAD_TIMEOUT_MS;
     char cerr[CURL_ERROR_SIZE] = "";
-    CURL *h = curl_easy_init();
+    CURL *h = KL_CURL(curl_easy_init)();
     if (!h) {
         fclose(f);
         set_err(err, errlen, "cannot start a download (libcurl)");
         return -1;
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)(redirects > 0 ? redirects : 0));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t.max);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L); /* signals are not thread-safe; we are on a pool */
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "kindling/" KL_VERSION);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t);
-    CURLcode rc = curl_easy_perform(h);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_URL, url);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1L : 0L);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_MAXREDIRS, (long)(redirects > 0 ? redirects : 0));
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_TIMEOUT_MS, total_ms);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t.max);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_FAILONERROR, 1L);
+    KL_CURL(curl_easy_setopt)
+    (h, CURLOPT_NOSIGNAL, 1L); /* signals are not thread-safe; we are on a pool */
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_USERAGENT, "kindling/" KL_VERSION);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_ERRORBUFFER, cerr);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_WRITEFUNCTION, on_data);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_WRITEDATA, &t);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_HEADERFUNCTION, on_header);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_HEADERDATA, &t);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_NOPROGRESS, 0L);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    KL_CURL(curl_easy_setopt)(h, CURLOPT_XFERINFODATA, &t);
+    CURLcode rc = KL_CURL(curl_easy_perform)(h);
     long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    curl_easy_cleanup(h);
+    KL_CURL(curl_easy_getinfo)(h, CURLINFO_RESPONSE_CODE, &code);
+    KL_CURL(curl_easy_cleanup)(h);
     if (fclose(f) != 0 && rc == CURLE_OK) {
         set_err(err, errlen, "cannot write %s: %s", dest, strerror(errno));
         return -1;
     }
     if (rc == CURLE_OK) return 0;
-    const char *why = *cerr ? cerr : curl_easy_strerror(rc);
+    const char *why = *cerr ? cerr : KL_CURL(curl_easy_strerror)(rc);
     if (t.cancel && atomic_load(t.cancel)) {
         set_err(err, errlen, "the download of %s was interrupted", url);
     } else if (t.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
@@ -372,29 +368,29 @@ static int curl_fetch(const char *url, const char *dest, const kl_download_opts 
 static int use_remote(const char *src, const kl_download_opts *opt, kl_download *out, char *err,
                       size_t errlen) {
     /* Validate first, so that a malformed URL gets its own message rather than curl's. */
-    pthread_once(&curl_once, curl_init);
-    CURLU *u = curl_url();
+    if (kl_curlapi_load(err, errlen) != 0) return -1;
+    CURLU *u = KL_CURL(curl_url)();
     if (!u) {
         set_err(err, errlen, "out of memory");
         return -1;
     }
     char *host = NULL, *upath = NULL;
-    CURLUcode uc = curl_url_set(u, CURLUPART_URL, src, 0);
-    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
-    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_PATH, &upath, 0);
-    curl_url_cleanup(u);
+    CURLUcode uc = KL_CURL(curl_url_set)(u, CURLUPART_URL, src, 0);
+    if (uc == CURLUE_OK) uc = KL_CURL(curl_url_get)(u, CURLUPART_HOST, &host, 0);
+    if (uc == CURLUE_OK) uc = KL_CURL(curl_url_get)(u, CURLUPART_PATH, &upath, 0);
+    KL_CURL(curl_url_cleanup)(u);
     if (uc != CURLUE_OK || !host || !*host) {
         set_err(err, errlen, "%s is not a valid URL: %s", src,
-                uc != CURLUE_OK ? curl_url_strerror(uc) : "no host");
-        curl_free(host);
-        curl_free(upath);
+                uc != CURLUE_OK ? KL_CURL(curl_url_strerror)(uc) : "no host");
+        KL_CURL(curl_free)(host);
+        KL_CURL(curl_free)(upath);
         return -1;
     }
-    curl_free(host);
+    KL_CURL(curl_free)(host);
     char *decoded = upath ? pct_decode(upath, strlen(upath)) : NULL;
     char *name = file_name_of(decoded ? decoded : (upath ? upath : ""));
     free(decoded);
-    curl_free(upath);
+    KL_CURL(curl_free)(upath);
     if (!name) {
         set_err(err, errlen, "out of memory");
         return -1;

@@ -1,7 +1,6 @@
 #include "kernel/health.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -15,7 +14,42 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kernel/curlapi.h"
+#include "runtime/dynlib.h"
 #include "runtime/log.h"
+
+/* libmicrohttpd is bound when `kindling serve` starts its endpoint (runtime/dynlib.h): a kernel
+ * started by a notebook server never serves HTTP, and linked it would load GnuTLS with it. */
+#define MHD_FUNCS(X)                                                                               \
+    X(MHD_add_response_header)                                                                     \
+    X(MHD_create_response_from_buffer)                                                             \
+    X(MHD_destroy_response)                                                                        \
+    X(MHD_queue_response)                                                                          \
+    X(MHD_start_daemon)                                                                            \
+    X(MHD_stop_daemon)
+
+enum {
+#define X(n) FN_##n,
+    MHD_FUNCS(X)
+#undef X
+        FN_COUNT
+};
+static const char *const mhd_names[FN_COUNT] = {
+#define X(n) #n,
+    MHD_FUNCS(X)
+#undef X
+};
+static void *mhd_slots[FN_COUNT];
+static kl_dynlib mhd_lib = {
+    .soname = KL_MHD_SONAME,
+    .package_hint = "libmicrohttpd: Debian package libmicrohttpd12",
+    .names = mhd_names,
+    .slots = mhd_slots,
+    .count = FN_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+/* libmicrohttpd's function n, typed as microhttpd.h declares it. */
+#define M(n) ((__typeof__(&n))mhd_slots[FN_##n])
 
 /* Probes and scrapes are a handful of short requests; a cap keeps a flood from taking threads or
  * memory, and the timeout drops clients that connect and say nothing. */
@@ -65,19 +99,19 @@ int kl_health_port(const kl_health *h) {
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type,
                                char *body, size_t len, bool owned) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = M(MHD_create_response_from_buffer)(
         len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
     if (!r) {
         if (owned) free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    M(MHD_add_response_header)(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     /* Probes must see the state of now, never a cached answer. */
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    M(MHD_add_response_header)(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+        M(MHD_add_response_header)(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result rc = M(MHD_queue_response)(c, status, r);
+    M(MHD_destroy_response)(r);
     return rc;
 }
 
@@ -196,17 +230,22 @@ kl_health *kl_health_start(const kl_health_opts *o, char *err, size_t errlen) {
     h->metrics = o->metrics ? o->metrics : kl_metrics_global();
     atomic_store(&h->last_beat_ms, now_ms());
     snprintf(h->reason, sizeof h->reason, "starting");
+    char why[512];
+    if (kl_dynlib_load(&mhd_lib, why, sizeof why) != 0) {
+        snprintf(err, errlen, "health endpoint: %s", why);
+        goto fail;
+    }
     bool v6 = false;
     int fd = listen_on(o->ip, o->port, &v6, &h->port, err, errlen);
     if (fd < 0) goto fail;
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
-                                (v6 ? MHD_USE_IPv6 : 0),
-                            0, NULL, NULL, on_request, h,
-                            /* First, or libmicrohttpd logs its own way until it gets there. */
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-                            fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT,
-                            MHD_OPTION_END);
+    h->d = M(MHD_start_daemon)(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+                                   (v6 ? MHD_USE_IPv6 : 0),
+                               0, NULL, NULL, on_request, h,
+                               /* First, or libmicrohttpd logs its own way until it gets there. */
+                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                               MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                               (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+                               (unsigned)CONNECTION_TIMEOUT, MHD_OPTION_END);
     if (!h->d) {
         close(fd);
         snprintf(err, errlen, "health endpoint: libmicrohttpd could not start on port %d", h->port);
@@ -224,7 +263,7 @@ fail:
 void kl_health_stop(kl_health *h) {
     if (!h) return;
     /* Closes the listening socket too. */
-    MHD_stop_daemon(h->d);
+    M(MHD_stop_daemon)(h->d);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -252,7 +291,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg) {
 int kl_health_get(const char *host, int port, const char *path, long timeout_ms, char *body,
                   size_t bodylen, char *err, size_t errlen) {
     if (body && bodylen) body[0] = 0;
-    CURL *c = curl_easy_init();
+    if (kl_curlapi_load(err, errlen) != 0) return -1;
+    CURL *c = KL_CURL(curl_easy_init)();
     if (!c) {
         snprintf(err, errlen, "libcurl could not start");
         return -1;
@@ -262,21 +302,21 @@ int kl_health_get(const char *host, int port, const char *path, long timeout_ms,
     snprintf(url, sizeof url, "http://%s%s%s:%d%s%s", v6 ? "[" : "", host, v6 ? "]" : "", port,
              path[0] == '/' ? "" : "/", path);
     sink s = {body, 0, body ? bodylen : 0};
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_URL, url);
     /* A proxy from the environment would answer for a kernel it cannot see. */
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
-    CURLcode rc = curl_easy_perform(c);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_NOPROXY, "*");
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_NOSIGNAL, 1L);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_PROTOCOLS_STR, "http");
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_WRITEFUNCTION, on_body);
+    KL_CURL(curl_easy_setopt)(c, CURLOPT_WRITEDATA, &s);
+    CURLcode rc = KL_CURL(curl_easy_perform)(c);
     long status = -1;
     if (rc == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        KL_CURL(curl_easy_getinfo)(c, CURLINFO_RESPONSE_CODE, &status);
     else
-        snprintf(err, errlen, "%s: %s", url, curl_easy_strerror(rc));
-    curl_easy_cleanup(c);
+        snprintf(err, errlen, "%s: %s", url, KL_CURL(curl_easy_strerror)(rc));
+    KL_CURL(curl_easy_cleanup)(c);
     return (int)status;
 }

@@ -11,6 +11,51 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include "runtime/dynlib.h"
+
+/* SQLite is bound when a history file is opened (runtime/dynlib.h), so a kernel run with
+ * --no-history does not load it at all. */
+#define SQLIB_FUNCS(X)                                                                             \
+    X(sqlite3_bind_int)                                                                            \
+    X(sqlite3_bind_int64)                                                                          \
+    X(sqlite3_bind_text)                                                                           \
+    X(sqlite3_busy_timeout)                                                                        \
+    X(sqlite3_changes)                                                                             \
+    X(sqlite3_close)                                                                               \
+    X(sqlite3_column_bytes)                                                                        \
+    X(sqlite3_column_int64)                                                                        \
+    X(sqlite3_column_text)                                                                         \
+    X(sqlite3_column_type)                                                                         \
+    X(sqlite3_errmsg)                                                                              \
+    X(sqlite3_errstr)                                                                              \
+    X(sqlite3_exec)                                                                                \
+    X(sqlite3_finalize)                                                                            \
+    X(sqlite3_free)                                                                                \
+    X(sqlite3_open_v2)                                                                             \
+    X(sqlite3_prepare_v2)                                                                          \
+    X(sqlite3_step)
+
+enum {
+#define X(n) SQLIB_##n,
+    SQLIB_FUNCS(X)
+#undef X
+        SQLIB_COUNT
+};
+static const char *const sqlite_names[SQLIB_COUNT] = {
+#define X(n) #n,
+    SQLIB_FUNCS(X)
+#undef X
+};
+static void *sqlite_slots[SQLIB_COUNT];
+static kl_dynlib sqlite_lib = {
+    .soname = KL_SQLITE_SONAME,
+    .package_hint = "SQLite: Debian package libsqlite3-0",
+    .names = sqlite_names,
+    .slots = sqlite_slots,
+    .count = SQLIB_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+#define SQL(n) ((__typeof__(&n))sqlite_slots[SQLIB_##n])
 
 struct kl_history {
     sqlite3 *db;
@@ -62,30 +107,35 @@ static int make_parent_dirs(const char *path, char *err, size_t errlen) {
 
 kl_history *kl_history_open(const char *path, char *err, size_t errlen) {
     if (strcmp(path, ":memory:") != 0 && make_parent_dirs(path, err, errlen) != 0) return NULL;
+    char why[400];
+    if (kl_dynlib_load(&sqlite_lib, why, sizeof why) != 0) {
+        snprintf(err, errlen, "cannot open history %s: %s", path, why);
+        return NULL;
+    }
     kl_history *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
     int flags = SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_CREATE | SQLITE_OPEN_READWRITE;
-    int rc = sqlite3_open_v2(path, &h->db, flags, NULL);
+    int rc = SQL(sqlite3_open_v2)(path, &h->db, flags, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open history %s: %s", path,
-                 h->db ? sqlite3_errmsg(h->db) : sqlite3_errstr(rc));
-        sqlite3_close(h->db);
+                 h->db ? SQL(sqlite3_errmsg)(h->db) : SQL(sqlite3_errstr)(rc));
+        SQL(sqlite3_close)(h->db);
         free(h);
         return NULL;
     }
-    sqlite3_busy_timeout(h->db, 2000);
+    SQL(sqlite3_busy_timeout)(h->db, 2000);
     /* WAL lets another kernel read while this one writes; a file system without shared memory
      * refuses it, and the default journal still works. */
-    sqlite3_exec(h->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+    SQL(sqlite3_exec)(h->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     char *msg = NULL;
-    if (sqlite3_exec(h->db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+    if (SQL(sqlite3_exec)(h->db, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "cannot create history tables in %s: %s", path,
                  msg ? msg : "unknown error");
-        sqlite3_free(msg);
-        sqlite3_close(h->db);
+        SQL(sqlite3_free)(msg);
+        SQL(sqlite3_close)(h->db);
         free(h);
         return NULL;
     }
@@ -95,7 +145,7 @@ kl_history *kl_history_open(const char *path, char *err, size_t errlen) {
 
 void kl_history_close(kl_history *h) {
     if (!h) return;
-    sqlite3_close(h->db);
+    SQL(sqlite3_close)(h->db);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }
@@ -104,15 +154,16 @@ int kl_history_session_begin(kl_history *h, int64_t *session) {
     sqlite3_stmt *st = NULL;
     int ret = -1;
     pthread_mutex_lock(&h->mu);
-    if (sqlite3_prepare_v2(h->db,
-                           "INSERT INTO sessions (start, end, num_cmds, remark) VALUES (" NOW_SQL
-                           ", NULL, NULL, '') RETURNING session",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW) {
-        *session = sqlite3_column_int64(st, 0);
-        ret = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    if (SQL(sqlite3_prepare_v2)(
+            h->db,
+            "INSERT INTO sessions (start, end, num_cmds, remark) VALUES (" NOW_SQL
+            ", NULL, NULL, '') RETURNING session",
+            -1, &st, NULL) == SQLITE_OK &&
+        SQL(sqlite3_step)(st) == SQLITE_ROW) {
+        *session = SQL(sqlite3_column_int64)(st, 0);
+        ret = SQL(sqlite3_step)(st) == SQLITE_DONE ? 0 : -1;
     }
-    sqlite3_finalize(st);
+    SQL(sqlite3_finalize)(st);
     pthread_mutex_unlock(&h->mu);
     return ret;
 }
@@ -121,14 +172,14 @@ int kl_history_session_end(kl_history *h, int64_t session, int num_cmds) {
     sqlite3_stmt *st = NULL;
     int ret = -1;
     pthread_mutex_lock(&h->mu);
-    if (sqlite3_prepare_v2(h->db,
-                           "UPDATE sessions SET end = " NOW_SQL ", num_cmds = ? WHERE session = ?",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_int(st, 1, num_cmds);
-        sqlite3_bind_int64(st, 2, session);
-        if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(h->db) == 1) ret = 0;
+    if (SQL(sqlite3_prepare_v2)(
+            h->db, "UPDATE sessions SET end = " NOW_SQL ", num_cmds = ? WHERE session = ?", -1, &st,
+            NULL) == SQLITE_OK) {
+        SQL(sqlite3_bind_int)(st, 1, num_cmds);
+        SQL(sqlite3_bind_int64)(st, 2, session);
+        if (SQL(sqlite3_step)(st) == SQLITE_DONE && SQL(sqlite3_changes)(h->db) == 1) ret = 0;
     }
-    sqlite3_finalize(st);
+    SQL(sqlite3_finalize)(st);
     pthread_mutex_unlock(&h->mu);
     return ret;
 }
@@ -137,14 +188,14 @@ int kl_history_session_end(kl_history *h, int64_t session, int num_cmds) {
 static int insert(sqlite3 *db, const char *sql, int64_t session, int line, const char *text,
                   int ntext) {
     sqlite3_stmt *st = NULL;
-    int ok = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK;
+    int ok = SQL(sqlite3_prepare_v2)(db, sql, -1, &st, NULL) == SQLITE_OK;
     if (ok) {
-        sqlite3_bind_int64(st, 1, session);
-        sqlite3_bind_int(st, 2, line);
-        for (int k = 0; k < ntext; k++) sqlite3_bind_text(st, 3 + k, text, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
+        SQL(sqlite3_bind_int64)(st, 1, session);
+        SQL(sqlite3_bind_int)(st, 2, line);
+        for (int k = 0; k < ntext; k++) SQL(sqlite3_bind_text)(st, 3 + k, text, -1, SQLITE_STATIC);
+        ok = SQL(sqlite3_step)(st) == SQLITE_DONE;
     }
-    sqlite3_finalize(st);
+    SQL(sqlite3_finalize)(st);
     return ok ? 0 : -1;
 }
 
@@ -213,15 +264,15 @@ char *kl_history_redact(const char *text) {
 static int store_locked(kl_history *h, int64_t session, int line, const char *source,
                         const char *output) {
     pthread_mutex_lock(&h->mu);
-    int ret = sqlite3_exec(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+    int ret = SQL(sqlite3_exec)(h->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
     if (ret == 0)
         ret = insert(h->db, "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?)", session, line,
                      source, 2);
     if (ret == 0 && output)
         ret = insert(h->db, "INSERT OR REPLACE INTO output_history VALUES (?, ?, ?)", session, line,
                      output, 1);
-    if (ret == 0 && sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) ret = -1;
-    if (ret != 0) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+    if (ret == 0 && SQL(sqlite3_exec)(h->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) ret = -1;
+    if (ret != 0) SQL(sqlite3_exec)(h->db, "ROLLBACK", NULL, NULL, NULL);
     pthread_mutex_unlock(&h->mu);
     return ret;
 }
@@ -244,9 +295,9 @@ int kl_history_store(kl_history *h, int64_t session, int line, const char *sourc
 
 /* A text column as a JSON string; null when absent or not valid UTF-8. */
 static json_t *column_text(sqlite3_stmt *st, int col) {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) return json_null();
-    const char *s = (const char *)sqlite3_column_text(st, col);
-    json_t *j = s ? json_stringn(s, (size_t)sqlite3_column_bytes(st, col)) : NULL;
+    if (SQL(sqlite3_column_type)(st, col) == SQLITE_NULL) return json_null();
+    const char *s = (const char *)SQL(sqlite3_column_text)(st, col);
+    json_t *j = s ? json_stringn(s, (size_t)SQL(sqlite3_column_bytes)(st, col)) : NULL;
     return j ? j : json_null();
 }
 
@@ -255,11 +306,11 @@ static json_t *column_text(sqlite3_stmt *st, int col) {
 static json_t *collect(kl_history *h, sqlite3_stmt *st, bool output, bool reverse) {
     json_t *rows = json_array();
     int rc;
-    while (rows && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rows && (rc = SQL(sqlite3_step)(st)) == SQLITE_ROW) {
         json_t *input = column_text(st, 2);
         json_t *item = output ? json_pack("[oo]", input, column_text(st, 3)) : input;
-        json_t *row = json_pack("[IIo]", (json_int_t)sqlite3_column_int64(st, 0),
-                                (json_int_t)sqlite3_column_int64(st, 1), item);
+        json_t *row = json_pack("[IIo]", (json_int_t)SQL(sqlite3_column_int64)(st, 0),
+                                (json_int_t)SQL(sqlite3_column_int64)(st, 1), item);
         if (!row || json_array_append_new(rows, row) != 0) {
             json_decref(rows);
             rows = NULL;
@@ -269,7 +320,7 @@ static json_t *collect(kl_history *h, sqlite3_stmt *st, bool output, bool revers
         json_decref(rows);
         rows = NULL;
     }
-    sqlite3_finalize(st);
+    SQL(sqlite3_finalize)(st);
     pthread_mutex_unlock(&h->mu);
     if (rows && reverse) {
         size_t n = json_array_size(rows);
@@ -290,8 +341,8 @@ static json_t *collect(kl_history *h, sqlite3_stmt *st, bool output, bool revers
 static sqlite3_stmt *prepare_locked(kl_history *h, const char *sql) {
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&h->mu);
-    if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
+    if (SQL(sqlite3_prepare_v2)(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        SQL(sqlite3_finalize)(st);
         pthread_mutex_unlock(&h->mu);
         return NULL;
     }
@@ -304,7 +355,7 @@ json_t *kl_history_tail(kl_history *h, int n, bool output) {
         prepare_locked(h, output ? SELECT_IO "ORDER BY h.session DESC, h.line DESC LIMIT ?"
                                  : SELECT_IN "ORDER BY h.session DESC, h.line DESC LIMIT ?");
     if (!st) return NULL;
-    sqlite3_bind_int(st, 1, n > 0 ? n : -1);
+    SQL(sqlite3_bind_int)(st, 1, n > 0 ? n : -1);
     return collect(h, st, output, true);
 }
 
@@ -316,9 +367,9 @@ json_t *kl_history_range(kl_history *h, int64_t current, int64_t session, int st
                   : SELECT_IN "WHERE h.session = ?1 AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) "
                               "ORDER BY h.line");
     if (!st) return NULL;
-    sqlite3_bind_int64(st, 1, session <= 0 ? current + session : session);
-    sqlite3_bind_int(st, 2, start);
-    sqlite3_bind_int(st, 3, stop);
+    SQL(sqlite3_bind_int64)(st, 1, session <= 0 ? current + session : session);
+    SQL(sqlite3_bind_int)(st, 2, start);
+    SQL(sqlite3_bind_int)(st, 3, stop);
     return collect(h, st, output, false);
 }
 
@@ -337,8 +388,8 @@ json_t *kl_history_search(kl_history *h, const char *pattern, int n, bool unique
 #undef SEARCH_MATCHES
 #undef SEARCH_ORDER
     if (!st) return NULL;
-    sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, unique ? 1 : 0);
-    sqlite3_bind_int(st, 3, n > 0 ? n : -1);
+    SQL(sqlite3_bind_text)(st, 1, pattern, -1, SQLITE_STATIC);
+    SQL(sqlite3_bind_int)(st, 2, unique ? 1 : 0);
+    SQL(sqlite3_bind_int)(st, 3, n > 0 ? n : -1);
     return collect(h, st, output, true);
 }

@@ -230,7 +230,10 @@ static bool probe_once(kl_service *s, char *why, size_t len) {
     const kl_sc_remote *target = probe_target(s, why, len);
     if (!target) return false;
     /* A driver of its own: the SQL module starts gRPC only with the first SQL cell. */
-    if (!s->grpc) s->grpc = kl_grpc_new(s->k->loop, 1);
+    if (!s->grpc) {
+        if (kl_grpc_load_on(s->k->pool, why, len) != 0) return false;
+        s->grpc = kl_grpc_new(s->k->loop, 1);
+    }
     if (!s->grpc) {
         snprintf(why, len, "the gRPC driver could not start");
         return false;

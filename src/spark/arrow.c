@@ -13,6 +13,70 @@
 
 #include <lz4frame.h>
 #include <zstd.h>
+#include "runtime/dynlib.h"
+
+/* LZ4 and Zstandard are bound when a compressed body first arrives (runtime/dynlib.h): Spark
+ * compresses Arrow batches only when asked to, and a kernel that never sees one need not load them.
+ */
+#define LZ4_FUNCS(X)                                                                               \
+    X(LZ4F_createDecompressionContext)                                                             \
+    X(LZ4F_decompress)                                                                             \
+    X(LZ4F_freeDecompressionContext)                                                               \
+    X(LZ4F_getErrorName)                                                                           \
+    X(LZ4F_isError)                                                                                \
+    X(LZ4F_resetDecompressionContext)
+
+enum {
+#define X(n) LZ4_##n,
+    LZ4_FUNCS(X)
+#undef X
+        LZ4_COUNT
+};
+static const char *const lz4_names[LZ4_COUNT] = {
+#define X(n) #n,
+    LZ4_FUNCS(X)
+#undef X
+};
+static void *lz4_slots[LZ4_COUNT];
+static kl_dynlib lz4_lib = {
+    .soname = KL_LZ4_SONAME,
+    .package_hint = "liblz4: Debian package liblz4-1",
+    .names = lz4_names,
+    .slots = lz4_slots,
+    .count = LZ4_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+#define LZ4(n) ((__typeof__(&n))lz4_slots[LZ4_##n])
+
+#define ZSTD_FUNCS(X)                                                                              \
+    X(ZSTD_DCtx_reset)                                                                             \
+    X(ZSTD_createDCtx)                                                                             \
+    X(ZSTD_decompressStream)                                                                       \
+    X(ZSTD_freeDCtx)                                                                               \
+    X(ZSTD_getErrorName)                                                                           \
+    X(ZSTD_isError)
+
+enum {
+#define X(n) ZSTD_##n,
+    ZSTD_FUNCS(X)
+#undef X
+        ZSTD_COUNT
+};
+static const char *const zstd_names[ZSTD_COUNT] = {
+#define X(n) #n,
+    ZSTD_FUNCS(X)
+#undef X
+};
+static void *zstd_slots[ZSTD_COUNT];
+static kl_dynlib zstd_lib = {
+    .soname = KL_ZSTD_SONAME,
+    .package_hint = "libzstd: Debian package libzstd1",
+    .names = zstd_names,
+    .slots = zstd_slots,
+    .count = ZSTD_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+#define ZSTD(n) ((__typeof__(&n))zstd_slots[ZSTD_##n])
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the Arrow decoder reads little-endian data in place and needs a little-endian host"
@@ -659,19 +723,26 @@ static int inflate_buffer(dec *d, const batch_state *bs, size_t at, const uint8_
     size_t in = 0, produced = 0, last = 1;
     const char *codec = bs->codec == CODEC_LZ4_FRAME ? "LZ4" : "ZSTD";
     const char *why = NULL;
+    char unbound[200];
+    if (kl_dynlib_load(bs->codec == CODEC_LZ4_FRAME ? &lz4_lib : &zstd_lib, unbound,
+                       sizeof unbound) != 0) {
+        free(buf);
+        return fail(d, -ENOSYS, at, "cannot decompress %s: %s", codec, unbound);
+    }
     if (bs->codec == CODEC_LZ4_FRAME) {
-        if (!d->lz4 && LZ4F_isError(LZ4F_createDecompressionContext(&d->lz4, LZ4F_VERSION))) {
+        if (!d->lz4 &&
+            LZ4(LZ4F_isError)(LZ4(LZ4F_createDecompressionContext)(&d->lz4, LZ4F_VERSION))) {
             d->lz4 = NULL;
             free(buf);
             return nomem(d, at);
         }
-        LZ4F_resetDecompressionContext(d->lz4);
+        LZ4(LZ4F_resetDecompressionContext)(d->lz4);
     } else {
-        if (!d->zstd && !(d->zstd = ZSTD_createDCtx())) {
+        if (!d->zstd && !(d->zstd = ZSTD(ZSTD_createDCtx)())) {
             free(buf);
             return nomem(d, at);
         }
-        ZSTD_DCtx_reset(d->zstd, ZSTD_reset_session_only);
+        ZSTD(ZSTD_DCtx_reset)(d->zstd, ZSTD_reset_session_only);
     }
     while (in < n) {
         if (produced == cap && cap < want && grow(&buf, &cap, want)) {
@@ -682,17 +753,17 @@ static int inflate_buffer(dec *d, const batch_state *bs, size_t at, const uint8_
         if (bs->codec == CODEC_LZ4_FRAME) {
             took = n - in;
             gave = cap - produced;
-            last = LZ4F_decompress(d->lz4, buf + produced, &gave, src + in, &took, NULL);
-            if (LZ4F_isError(last)) {
-                why = LZ4F_getErrorName(last);
+            last = LZ4(LZ4F_decompress)(d->lz4, buf + produced, &gave, src + in, &took, NULL);
+            if (LZ4(LZ4F_isError)(last)) {
+                why = LZ4(LZ4F_getErrorName)(last);
                 break;
             }
         } else {
             ZSTD_outBuffer o = {buf, cap, produced};
             ZSTD_inBuffer i = {src, n, in};
-            last = ZSTD_decompressStream(d->zstd, &o, &i);
-            if (ZSTD_isError(last)) {
-                why = ZSTD_getErrorName(last);
+            last = ZSTD(ZSTD_decompressStream)(d->zstd, &o, &i);
+            if (ZSTD(ZSTD_isError)(last)) {
+                why = ZSTD(ZSTD_getErrorName)(last);
                 break;
             }
             took = i.pos - in;
@@ -1073,8 +1144,8 @@ int kl_arrow_decode(const void *data, size_t len, const kl_arrow_options *opt,
     }
     stream_state st = {0};
     int rc = decode_stream(&d, &st);
-    if (d.lz4) LZ4F_freeDecompressionContext(d.lz4);
-    if (d.zstd) ZSTD_freeDCtx(d.zstd);
+    if (d.lz4) LZ4(LZ4F_freeDecompressionContext)(d.lz4);
+    if (d.zstd) ZSTD(ZSTD_freeDCtx)(d.zstd);
     if (rc) {
         arena_free(d.arena);
         return d.code ? d.code : -EINVAL;

@@ -5,7 +5,7 @@
  * the done list and pokes the uv_async; all state changes happen on the loop thread, which also
  * starts every batch -- so the "start_batch must be synchronised" rule of grpc.h holds trivially,
  * and the only cross-thread entry, kl_grpc_stream_cancel, uses grpc_call_cancel, which gRPC
- * documents as thread-safe until grpc_call_unref (which a per-stream mutex orders against it).
+ * documents as thread-safe until G(grpc_call_unref)(which a per-stream mutex orders against it).
  *
  * Lifetime: a stream is destroyed only when its owner released it AND no batch of it is in
  * flight; until then gRPC may still write into its buffers. */
@@ -32,7 +32,95 @@
 #include <grpc/support/time.h>
 
 #include "kl_version.h"
+#include "runtime/dynlib.h"
 #include "runtime/log.h"
+#include "runtime/pool.h"
+
+/* libgrpc and what it pulls in (abseil, c-ares, re2, upb, libstdc++: about 60 libraries) are
+ * bound at the first Spark connection rather than linked: linked, they cost every kernel about
+ * 10 ms of start-up and 8 MiB of resident memory, and a kernel that only runs magics never calls
+ * them. Every gRPC core function this file uses is listed here and called through G(). */
+#define KL_GRPC_FUNCS(X)                                                                           \
+    X(gpr_free)                                                                                    \
+    X(gpr_inf_future)                                                                              \
+    X(gpr_now)                                                                                     \
+    X(gpr_set_log_function)                                                                        \
+    X(gpr_time_add)                                                                                \
+    X(gpr_time_from_millis)                                                                        \
+    X(grpc_byte_buffer_destroy)                                                                    \
+    X(grpc_byte_buffer_length)                                                                     \
+    X(grpc_byte_buffer_reader_destroy)                                                             \
+    X(grpc_byte_buffer_reader_init)                                                                \
+    X(grpc_byte_buffer_reader_next)                                                                \
+    X(grpc_call_cancel)                                                                            \
+    X(grpc_call_start_batch)                                                                       \
+    X(grpc_call_unref)                                                                             \
+    X(grpc_channel_create)                                                                         \
+    X(grpc_channel_create_call)                                                                    \
+    X(grpc_channel_credentials_release)                                                            \
+    X(grpc_channel_destroy)                                                                        \
+    X(grpc_completion_queue_create_for_next)                                                       \
+    X(grpc_completion_queue_destroy)                                                               \
+    X(grpc_completion_queue_next)                                                                  \
+    X(grpc_completion_queue_shutdown)                                                              \
+    X(grpc_empty_slice)                                                                            \
+    X(grpc_init)                                                                                   \
+    X(grpc_insecure_credentials_create)                                                            \
+    X(grpc_local_credentials_create)                                                               \
+    X(grpc_metadata_array_destroy)                                                                 \
+    X(grpc_metadata_array_init)                                                                    \
+    X(grpc_raw_byte_buffer_create)                                                                 \
+    X(grpc_shutdown)                                                                               \
+    X(grpc_slice_from_copied_buffer)                                                               \
+    X(grpc_slice_from_copied_string)                                                               \
+    X(grpc_slice_str_cmp)                                                                          \
+    X(grpc_slice_unref)                                                                            \
+    X(grpc_ssl_credentials_create)
+
+enum {
+#define X(n) FN_##n,
+    KL_GRPC_FUNCS(X)
+#undef X
+        FN_COUNT
+};
+static const char *const grpc_names[FN_COUNT] = {
+#define X(n) #n,
+    KL_GRPC_FUNCS(X)
+#undef X
+};
+static void *grpc_slots[FN_COUNT];
+static kl_dynlib grpc_lib = {
+    .soname = KL_GRPC_SONAME,
+    .package_hint = "the gRPC C core library: Debian package libgrpc29",
+    .names = grpc_names,
+    .slots = grpc_slots,
+    .count = FN_COUNT,
+    .mu = PTHREAD_MUTEX_INITIALIZER,
+};
+/* The slot of gRPC function n, typed as n is declared in the gRPC headers. */
+#define G(n) ((__typeof__(&n))grpc_slots[FN_##n])
+
+int kl_grpc_load(char *err, size_t errlen) {
+    return kl_dynlib_load(&grpc_lib, err, errlen);
+}
+
+typedef struct load_job {
+    int rc;
+    char err[512];
+} load_job;
+
+static void load_work(void *arg) {
+    load_job *j = arg;
+    j->rc = kl_grpc_load(j->err, sizeof j->err);
+}
+
+int kl_grpc_load_on(kl_pool *pool, char *err, size_t errlen) {
+    if (kl_dynlib_loaded(&grpc_lib)) return 0;
+    load_job j = {.rc = -1};
+    if (kl_pool_run(pool, load_work, &j) != 0) return kl_grpc_load(err, errlen);
+    if (j.rc != 0) snprintf(err, errlen, "%s", j.err);
+    return j.rc;
+}
 
 _Static_assert((int)KL_GRPC_OK == (int)GRPC_STATUS_OK, "status codes follow gRPC");
 _Static_assert((int)KL_GRPC_DEADLINE_EXCEEDED == (int)GRPC_STATUS_DEADLINE_EXCEEDED,
@@ -279,7 +367,7 @@ static void status_take(kl_grpc_stream *s) {
     free(details);
     for (size_t i = 0; i < s->trailing_md.count; i++) {
         const grpc_metadata *md = &s->trailing_md.metadata[i];
-        if (grpc_slice_str_cmp(md->key, STATUS_DETAILS_BIN) != 0) continue;
+        if (G(grpc_slice_str_cmp)(md->key, STATUS_DETAILS_BIN) != 0) continue;
         /* gRPC has already base64-decoded the -bin trailer. */
         size_t len = GRPC_SLICE_LENGTH(md->value);
         free(s->final.details_bin);
@@ -287,12 +375,12 @@ static void status_take(kl_grpc_stream *s) {
         memcpy(s->final.details_bin, GRPC_SLICE_START_PTR(md->value), len);
         s->final.details_bin_len = len;
     }
-    grpc_slice_unref(s->details);
-    s->details = grpc_empty_slice();
-    gpr_free((void *)s->error_string);
+    G(grpc_slice_unref)(s->details);
+    s->details = G(grpc_empty_slice)();
+    G(gpr_free)((void *)s->error_string);
     s->error_string = NULL;
-    grpc_metadata_array_destroy(&s->trailing_md);
-    grpc_metadata_array_init(&s->trailing_md);
+    G(grpc_metadata_array_destroy)(&s->trailing_md);
+    G(grpc_metadata_array_init)(&s->trailing_md);
     s->status_done = true;
     if (observer && observer->call_done) observer->call_done(method_name(s), s->final.code);
 }
@@ -300,23 +388,23 @@ static void status_take(kl_grpc_stream *s) {
 /* ---- Byte buffers --------------------------------------------------------------------------- */
 
 static grpc_byte_buffer *bb_from(const void *data, size_t len) {
-    grpc_slice sl = grpc_slice_from_copied_buffer(data, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
+    grpc_slice sl = G(grpc_slice_from_copied_buffer)(data, len);
+    grpc_byte_buffer *bb = G(grpc_raw_byte_buffer_create)(&sl, 1);
+    G(grpc_slice_unref)(sl);
     return bb;
 }
 
 /* Consumes bb. A reader (not the raw slices) because the server may compress messages. */
 static bool bb_take(grpc_byte_buffer *bb, kl_grpc_bytes *out) {
     grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb)) {
-        grpc_byte_buffer_destroy(bb);
+    if (!G(grpc_byte_buffer_reader_init)(&r, bb)) {
+        G(grpc_byte_buffer_destroy)(bb);
         return false;
     }
-    size_t cap = grpc_byte_buffer_length(bb), n = 0;
+    size_t cap = G(grpc_byte_buffer_length)(bb), n = 0;
     uint8_t *buf = xmalloc(cap);
     grpc_slice sl;
-    while (grpc_byte_buffer_reader_next(&r, &sl)) {
+    while (G(grpc_byte_buffer_reader_next)(&r, &sl)) {
         size_t l = GRPC_SLICE_LENGTH(sl);
         if (n + l > cap) {
             cap = n + l > 2 * cap ? n + l : 2 * cap;
@@ -325,10 +413,10 @@ static bool bb_take(grpc_byte_buffer *bb, kl_grpc_bytes *out) {
         }
         memcpy(buf + n, GRPC_SLICE_START_PTR(sl), l);
         n += l;
-        grpc_slice_unref(sl);
+        G(grpc_slice_unref)(sl);
     }
-    grpc_byte_buffer_reader_destroy(&r);
-    grpc_byte_buffer_destroy(bb);
+    G(grpc_byte_buffer_reader_destroy)(&r);
+    G(grpc_byte_buffer_destroy)(bb);
     out->data = buf;
     out->len = n;
     if (observer && observer->received) observer->received(n);
@@ -341,7 +429,8 @@ static void *driver_main(void *arg) {
     driver_thread *t = arg;
     kl_grpc *g = t->g;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev =
+            G(grpc_completion_queue_next)(t->cq, G(gpr_inf_future)(GPR_CLOCK_REALTIME), NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type != GRPC_OP_COMPLETE) continue;
         op_tag *tag = ev.tag;
@@ -377,7 +466,7 @@ static void complete(op_tag *t) {
     switch (t->kind) {
     case OP_UNARY:
         s->send_pending = s->recv_pending = false;
-        if (s->send_bb) grpc_byte_buffer_destroy(s->send_bb);
+        if (s->send_bb) G(grpc_byte_buffer_destroy)(s->send_bb);
         s->send_bb = NULL;
         if (s->recv_bb && !(s->have_msg = bb_take(s->recv_bb, &s->msg))) s->corrupt = true;
         s->recv_bb = NULL;
@@ -386,7 +475,7 @@ static void complete(op_tag *t) {
         break;
     case OP_SEND:
         s->send_pending = false;
-        if (s->send_bb) grpc_byte_buffer_destroy(s->send_bb);
+        if (s->send_bb) G(grpc_byte_buffer_destroy)(s->send_bb);
         s->send_bb = NULL;
         if (!t->ok) s->send_failed = true;
         break;
@@ -449,6 +538,12 @@ static void on_gpr_log(gpr_log_func_args *a) {
 }
 
 kl_grpc *kl_grpc_new(kl_loop *loop, int nthreads) {
+    char why[512];
+    if (kl_grpc_load(why, sizeof why) != 0) {
+        KL_ERROR("grpc", "%s", why);
+        errno = ENOENT;
+        return NULL;
+    }
     if (nthreads <= 0) nthreads = DEFAULT_THREADS;
     kl_grpc *g = calloc(1, sizeof *g);
     if (!g) return NULL;
@@ -471,21 +566,21 @@ kl_grpc *kl_grpc_new(kl_loop *loop, int nthreads) {
     uv_unref((uv_handle_t *)&g->async);
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cond, NULL);
-    gpr_set_log_function(on_gpr_log);
+    G(gpr_set_log_function)(on_gpr_log);
 
     /* Signals belong to the loop thread (SIGINT is an interrupt request there): block them in
      * our threads and in those gRPC starts in grpc_init. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    grpc_init();
+    G(grpc_init)();
     for (int i = 0; i < nthreads; i++) {
         driver_thread *t = &g->threads[i];
         t->g = g;
-        t->cq = grpc_completion_queue_create_for_next(NULL);
+        t->cq = G(grpc_completion_queue_create_for_next)(NULL);
         rc = pthread_create(&t->tid, NULL, driver_main, t);
         if (rc != 0) {
-            grpc_completion_queue_destroy(t->cq);
+            G(grpc_completion_queue_destroy)(t->cq);
             t->cq = NULL;
             break;
         }
@@ -511,8 +606,8 @@ size_t kl_grpc_active_calls(const kl_grpc *g) {
 
 static void md_set(grpc_metadata *md, const char *key, const char *value) {
     memset(md, 0, sizeof *md);
-    md->key = grpc_slice_from_copied_string(key);
-    md->value = grpc_slice_from_copied_string(value);
+    md->key = G(grpc_slice_from_copied_string)(key);
+    md->value = G(grpc_slice_from_copied_string)(value);
 }
 
 static char *read_ca_file(const char *path, char *err, size_t errlen) {
@@ -553,15 +648,15 @@ kl_grpc_channel *kl_grpc_channel_new(kl_grpc *g, const kl_sc_remote *r,
     grpc_channel_credentials *creds = NULL;
     switch (kl_sc_remote_transport(r)) {
     case KL_SC_PLAINTEXT:
-        creds = grpc_insecure_credentials_create();
+        creds = G(grpc_insecure_credentials_create)();
         break;
     case KL_SC_LOCAL_TCP:
-        creds = grpc_local_credentials_create(LOCAL_TCP);
+        creds = G(grpc_local_credentials_create)(LOCAL_TCP);
         break;
     case KL_SC_TLS: {
         char *pem = NULL;
         if (opt->ca_file && !(pem = read_ca_file(opt->ca_file, err, errlen))) return NULL;
-        creds = grpc_ssl_credentials_create(pem, NULL, NULL, NULL);
+        creds = G(grpc_ssl_credentials_create)(pem, NULL, NULL, NULL);
         free(pem);
         break;
     }
@@ -607,8 +702,8 @@ kl_grpc_channel *kl_grpc_channel_new(kl_grpc *g, const kl_sc_remote *r,
                            .value.string = (char *)ua};
     grpc_channel_args cargs = {.num_args = n, .args = args};
 
-    grpc_channel *channel = grpc_channel_create(target, creds, &cargs);
-    grpc_channel_credentials_release(creds);
+    grpc_channel *channel = G(grpc_channel_create)(target, creds, &cargs);
+    G(grpc_channel_credentials_release)(creds);
     if (!channel) {
         snprintf(err, errlen, "gRPC could not create a channel to %s", target);
         return NULL;
@@ -650,10 +745,10 @@ static void channel_destroy(kl_grpc_channel *ch) {
     else
         g->channels = ch->next;
     if (ch->next) ch->next->prev = ch->prev;
-    grpc_channel_destroy(ch->channel);
+    G(grpc_channel_destroy)(ch->channel);
     for (size_t i = 0; i < ch->n_md; i++) {
-        grpc_slice_unref(ch->md[i].key);
-        grpc_slice_unref(ch->md[i].value);
+        G(grpc_slice_unref)(ch->md[i].key);
+        G(grpc_slice_unref)(ch->md[i].value);
     }
     free(ch->md);
     free(ch);
@@ -670,10 +765,10 @@ void kl_grpc_channel_free(kl_grpc_channel *ch) {
 /* ---- Calls ---------------------------------------------------------------------------------- */
 
 static void start_batch(kl_grpc_stream *s, op_tag *tag, grpc_op *ops, size_t n) {
-    grpc_call_error e = grpc_call_start_batch(s->call, ops, n, tag, NULL);
+    grpc_call_error e = G(grpc_call_start_batch)(s->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK) {
         /* Only a misuse of the API in this file can get here. */
-        KL_ERROR(LOG_MOD, "grpc_call_start_batch(%s) failed: %d", s->method, (int)e);
+        KL_ERROR(LOG_MOD, "G(grpc_call_start_batch)(%s) failed: %d", s->method, (int)e);
         abort();
     }
     s->inflight++;
@@ -737,19 +832,19 @@ static kl_grpc_stream *stream_new(kl_grpc_channel *ch, const char *method, strea
     s->t_send = (op_tag){.s = s, .kind = OP_SEND};
     s->t_recv = (op_tag){.s = s, .kind = OP_RECV};
     s->t_status = (op_tag){.s = s, .kind = OP_STATUS};
-    grpc_metadata_array_init(&s->initial_md);
-    grpc_metadata_array_init(&s->trailing_md);
-    s->details = grpc_empty_slice();
+    G(grpc_metadata_array_init)(&s->initial_md);
+    G(grpc_metadata_array_init)(&s->trailing_md);
+    s->details = G(grpc_empty_slice)();
 
-    gpr_timespec deadline = gpr_inf_future(GPR_CLOCK_REALTIME);
+    gpr_timespec deadline = G(gpr_inf_future)(GPR_CLOCK_REALTIME);
     if (s->timeout_ms > 0)
-        deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                gpr_time_from_millis(s->timeout_ms, GPR_TIMESPAN));
+        deadline = G(gpr_time_add)(G(gpr_now)(GPR_CLOCK_MONOTONIC),
+                                   G(gpr_time_from_millis)(s->timeout_ms, GPR_TIMESPAN));
     driver_thread *t = &g->threads[g->next_thread++ % (unsigned)g->nthreads];
-    grpc_slice m = grpc_slice_from_copied_string(method);
-    s->call = grpc_channel_create_call(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq, m, NULL,
-                                       deadline, NULL);
-    grpc_slice_unref(m);
+    grpc_slice m = G(grpc_slice_from_copied_string)(method);
+    s->call = G(grpc_channel_create_call)(ch->channel, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq, m,
+                                          NULL, deadline, NULL);
+    G(grpc_slice_unref)(m);
     if (!s->call) abort();
     g->active++;
 
@@ -766,7 +861,7 @@ static void stream_destroy(kl_grpc_stream *s) {
     s->call = NULL;
     pthread_mutex_unlock(&s->mu);
     if (call) {
-        grpc_call_unref(call);
+        G(grpc_call_unref)(call);
         s->g->active--;
     }
     if (s->g) {
@@ -777,12 +872,12 @@ static void stream_destroy(kl_grpc_stream *s) {
         if (s->next) s->next->prev = s->prev;
     }
     if (s->ch) channel_unref(s->ch);
-    if (s->recv_bb) grpc_byte_buffer_destroy(s->recv_bb);
-    if (s->send_bb) grpc_byte_buffer_destroy(s->send_bb);
-    grpc_metadata_array_destroy(&s->initial_md);
-    grpc_metadata_array_destroy(&s->trailing_md);
-    grpc_slice_unref(s->details);
-    gpr_free((void *)s->error_string);
+    if (s->recv_bb) G(grpc_byte_buffer_destroy)(s->recv_bb);
+    if (s->send_bb) G(grpc_byte_buffer_destroy)(s->send_bb);
+    G(grpc_metadata_array_destroy)(&s->initial_md);
+    G(grpc_metadata_array_destroy)(&s->trailing_md);
+    G(grpc_slice_unref)(s->details);
+    G(gpr_free)((void *)s->error_string);
     if (s->have_msg) free(s->msg.data);
     kl_grpc_status_clear(&s->final);
     pthread_mutex_destroy(&s->mu);
@@ -926,7 +1021,7 @@ void kl_grpc_stream_cancel(kl_grpc_stream *s) {
     if (!s) return;
     atomic_store(&s->cancel_requested, true);
     pthread_mutex_lock(&s->mu);
-    if (s->call) grpc_call_cancel(s->call, NULL);
+    if (s->call) G(grpc_call_cancel)(s->call, NULL);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -964,7 +1059,7 @@ void kl_grpc_free(kl_grpc *g) {
         grpc_call *call = s->call;
         s->call = NULL;
         pthread_mutex_unlock(&s->mu);
-        if (call) grpc_call_unref(call);
+        if (call) G(grpc_call_unref)(call);
         if (!s->status_done) status_set(s, KL_GRPC_CANCELLED, "the gRPC driver shut down");
         s->status_done = true;
         s->eof = true;
@@ -979,12 +1074,12 @@ void kl_grpc_free(kl_grpc *g) {
         if (ch->refs > 0) KL_WARN(LOG_MOD, "freeing channel %s still held", ch->endpoint);
         channel_destroy(ch);
     }
-    for (int i = 0; i < g->nthreads; i++) grpc_completion_queue_shutdown(g->threads[i].cq);
+    for (int i = 0; i < g->nthreads; i++) G(grpc_completion_queue_shutdown)(g->threads[i].cq);
     for (int i = 0; i < g->nthreads; i++) {
         pthread_join(g->threads[i].tid, NULL);
-        grpc_completion_queue_destroy(g->threads[i].cq);
+        G(grpc_completion_queue_destroy)(g->threads[i].cq);
     }
-    grpc_shutdown();
+    G(grpc_shutdown)();
     free(g->threads);
     g->threads = NULL;
     pthread_cond_destroy(&g->cond);

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "runtime/loop.h"
+#include "runtime/pool.h"
 #include "spark/remote.h"
 
 typedef struct kl_grpc kl_grpc;
@@ -71,7 +72,15 @@ typedef struct kl_grpc_bytes {
 
 /* ---- Driver --------------------------------------------------------------------------------- */
 
-/* Starts nthreads driver threads (<= 0: 2). Returns NULL with errno set on failure. */
+/* Binds the gRPC core library (see grpc.c) if that has not happened yet. Returns 0, or -1 with
+ * the reason in err. Blocks on file I/O the first time: call it from the pool before the first
+ * kl_grpc_new on the loop thread. Thread-safe. */
+int kl_grpc_load(char *err, size_t errlen);
+/* Coroutine: kl_grpc_load on a worker of pool, parking the caller; at once when already bound. */
+int kl_grpc_load_on(kl_pool *pool, char *err, size_t errlen);
+
+/* Starts nthreads driver threads (<= 0: 2), binding the library first (kl_grpc_load). Returns
+ * NULL with errno set on failure. */
 kl_grpc *kl_grpc_new(kl_loop *loop, int nthreads);
 /* Cancels every call still in flight and waits for gRPC to hand each back, frees every channel,
  * joins the threads and shuts gRPC down. Streams the caller still holds become inert: they report

@@ -254,6 +254,43 @@ def test_directly_linked_libraries_are_named_in_the_runtime_stage(binary):
         assert pkg in listed or pkg in {"libc6"}, f"{soname} ({pkg}) is linked but not installed by name"
 
 
+def bound_at_first_use(binary: Path) -> list[str]:
+    """The SONAMEs the binary opens itself (src/runtime/dynlib.h): compiled in as strings, and
+    invisible to ldd and DT_NEEDED."""
+    data = binary.read_bytes()
+    linked = set(needed(binary))
+    names = {m.decode() for m in re.findall(rb"\blib[A-Za-z0-9_+.-]+?\.so\.[0-9]+\b", data)}
+    return sorted(n for n in names if n not in linked)
+
+
+def soname_path(soname: str) -> str:
+    out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        m = re.match(r"\s*(\S+) \(libc6,x86-64[^)]*\) => (\S+)", line)
+        if m and m.group(1) == soname:
+            return m.group(2)
+    raise AssertionError(f"{soname} is not installed on this machine")
+
+
+def test_libraries_bound_at_first_use_are_named_in_the_runtime_stage(binary):
+    """gRPC, libcurl, libmicrohttpd, SQLite, LZ4, Zstandard and libedit are opened with dlopen at
+    first use: ldd cannot see them, so a runtime stage missing one would only fail at the first
+    SQL cell, %AddJar or `kindling serve`."""
+    require_dpkg()
+    sonames = bound_at_first_use(binary)
+    for expected in ("libgrpc.so", "libcurl.so", "libmicrohttpd.so", "libsqlite3.so"):
+        assert any(n.startswith(expected) for n in sonames), f"{expected}* not found in {sonames}"
+    listed = set(apt_packages(runtime_stage()))
+    owners = packages_of([soname_path(n) for n in sonames])
+    for path, pkg in owners.items():
+        assert pkg in listed, f"{path} ({pkg}) is opened at first use but not installed by name"
+    allowed = closure(sorted(listed)) | BASE_PACKAGES
+    for path in owners:
+        deps = packages_of(ldd_paths(Path(path)))
+        missing = {p: pkg for p, pkg in deps.items() if pkg not in allowed}
+        assert not missing, f"{path} needs libraries the runtime stage does not install: {missing}"
+
+
 def test_runtime_packages_exist_in_bookworm():
     require_dpkg()
     for pkg in apt_packages(runtime_stage()):
