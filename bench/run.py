@@ -306,6 +306,13 @@ def ratio_cell(m: Metric, kindling: float, ipy: float) -> str:
     return f"{ipy / kindling:,.1f}× lower" if kindling > 0 else "n/a"
 
 
+def measure_floor(floor: str, idle: float) -> list[int]:
+    """[VmRSS, RssAnon] in KiB of kl_rss_floor after the same idle wait as a kernel."""
+    out = subprocess.run([floor, f"{idle:g}"], capture_output=True, text=True, check=True,
+                         timeout=60).stdout.split()
+    return [int(out[0]), int(out[1])]
+
+
 def render_markdown(kernels: list[Kernel], medians: dict, raw: dict, args: argparse.Namespace,
                     command: str) -> str:
     by_key = {k.key: k for k in kernels}
@@ -381,6 +388,11 @@ def render_markdown(kernels: list[Kernel], medians: dict, raw: dict, args: argpa
                   f"| idle RSS ≤ 10 MB | {kd['idle_rss_mib'] * 1.048576:.1f} MB "
                   f"({kd['idle_rss_mib']:.1f} MiB) | "
                   f"{'yes' if kd['idle_rss_mib'] * 1.048576 <= 10 else 'no'} |",
+                  *([f"| (for reference) the same libraries without Kindling, "
+                     f"`kl_rss_floor` | {median([f[0] for f in raw['floor_rss_kib']]) * 1.024 / 1000:.1f} MB "
+                     f"({median([f[0] for f in raw['floor_rss_kib']]) / 1024:.1f} MiB; RssAnon "
+                     f"{median([f[1] for f in raw['floor_rss_kib']]) / 1024:.1f} MiB) | - |"]
+                    if raw.get("floor_rss_kib") else []),
                   f"| ≥ 20,000 kernel_info rt/s (C generator, best of 1 and 100 connections) | "
                   f"{max(kd['kernel_info_1'], kd['kernel_info_100']):,.0f} rt/s | "
                   f"{'yes' if max(kd['kernel_info_1'], kd['kernel_info_100']) >= 20000 else 'no'}"
@@ -421,6 +433,9 @@ def main() -> int:
     ap.add_argument("--kindling", default=str(REPO / "build-bench" / "kindling"),
                     help="the kindling binary (a Release build)")
     ap.add_argument("--loadgen", default=str(REPO / "build-bench" / "kl_loadgen"))
+    ap.add_argument("--floor", default=str(REPO / "build-bench" / "kl_rss_floor"),
+                    help="kl_rss_floor (bench/floor/rss_floor.c): RSS of the kernel's start-up "
+                         "libraries without Kindling; '' to skip")
     ap.add_argument("--kernels", default="kindling,ipykernel",
                     help="comma-separated subset of kindling,ipykernel")
     ap.add_argument("--repeats", type=int, default=5)
@@ -448,7 +463,8 @@ def main() -> int:
         [Path(sys.executable).name, *sys.argv])
     raw: dict = {"machine": machine_info(), "config": {
         "repeats": args.repeats, "duration_s": args.duration, "warmup_s": args.warmup,
-        "idle_s": args.idle}, "command": command, "source": source_state()}
+        "idle_s": args.idle}, "command": command, "source": source_state(),
+        "floor_rss_kib": []}
     for k in kernels:
         raw[k.key] = {"version": k.version, "argv": k.argv, "exec_code": k.exec_code,
                       "startup_ms": [], "idle_rss_mib": [], "idle_rss_anon_mib": [],
@@ -466,6 +482,8 @@ def main() -> int:
                 raw[k.key]["startup_ms"].append(ms)
                 raw[k.key]["idle_rss_mib"].append(rss)
                 raw[k.key]["idle_rss_anon_mib"].append(anon)
+            if args.floor:
+                raw["floor_rss_kib"].append(measure_floor(args.floor, args.idle))
             for k in kernels:
                 raw[k.key]["throughput"].append(measure_throughput(k, ksm, args))
     finally:

@@ -16,7 +16,7 @@ fi
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKL_TESTS=OFF -DKL_BENCH=ON
 fi
-cmake --build "$BUILD" -j "${KL_JOBS:-2}" --target kindling kl_loadgen
+cmake --build "$BUILD" -j "${KL_JOBS:-2}" --target kindling kl_loadgen kl_rss_floor
 
 # What results.md names as the command: what was typed, not the paths added here.
 export KL_BENCH_COMMAND="bench/run.sh${*:+ $*}"
