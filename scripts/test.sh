@@ -9,20 +9,21 @@
 #      scripts/spark_server.sh starts for the run (Java 17 and pyspark from .venv)
 #   5. deploy: helm (installed by scripts/install_helm.sh) lints and renders the chart, and the
 #      tests check the manifests and the container recipe (tests/deploy)
+#   6. e2e-compat: tests/e2e/spark_compat against Spark 3.5 and 4.1 servers (the main suite runs
+#      against the pinned 4.0), creating their virtualenvs first (scripts/spark_versions.sh; about
+#      800 MB of downloads the first time, then cached in .venv-spark35/ and .venv-spark41/)
 # The output ends with a recap that repeats the runners' own summary lines.
 #
 # Environment: KL_FUZZ_SECONDS (default 20) per fuzzer; KL_JOBS (default 2) build parallelism;
 # KL_STAGES to run only some stages while iterating locally, e.g. KL_STAGES="e2e e2e-asan"
-# (default: "unit asan fuzz e2e e2e-asan deploy"). CI runs them all. The stage "e2e-compat" (not in
-# the default set yet) runs tests/e2e/spark_compat against Spark 3.5 and 4.1 servers, creating their
-# virtualenvs first (scripts/spark_versions.sh; about 800 MB of downloads the first time).
+# (default: "unit asan fuzz e2e e2e-asan deploy e2e-compat"). CI runs them all.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 
 JOBS="${KL_JOBS:-2}"
-STAGES=" ${KL_STAGES:-unit asan fuzz e2e e2e-asan deploy} "
+STAGES=" ${KL_STAGES:-unit asan fuzz e2e e2e-asan deploy e2e-compat} "
 FUZZ_SECONDS="${KL_FUZZ_SECONDS:-20}"
 PY="$REPO/.venv/bin/python"
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/kindling-test.XXXXXX")"
