@@ -1,8 +1,15 @@
 """Many connections on one kernel: N = 1, 10, 100, 1000 concurrent connections (kl_loadgen clients,
 each its own socket and session), each doing magic-only executes, then each doing `SELECT 1` cells
 against a Spark Connect server. For each N: round trips per second, p50/p99 latency and the
-kernel's RSS, with the RSS each connection adds once idle. The magic-only load also runs against
-ipykernel (`pass`), the peer measured in the same run. Medians over --repeats runs.
+kernel's RSS. The magic-only load also runs against ipykernel (`pass`), the peer measured in the
+same run. Medians over --repeats runs.
+
+The RSS an idle connection costs is measured apart, on a fresh kernel: --idle-clients connections
+(each its own DEALER identity and Jupyter session) send a kernel_info_request and one execute
+request, then stay connected and idle while the kernel's RSS is read; the growth divided by their
+number is the cost of one. (The load runs' RSS growth divided by N is not that figure: by the time
+it is read the load generator has disconnected, and it includes the allocator's high-water mark of
+the load itself, which grows with the throughput rather than with the connections.)
 
     bench/tenancy.sh                           # builds, starts a local Spark server, runs this
     bench/tenancy.py --kindling B/kindling --loadgen B/kl_loadgen --spark-remote sc://...
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import zmq
 from jupyter_client import KernelManager
+from jupyter_client.session import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as common  # noqa: E402 - the protocol benchmark's helpers
@@ -52,8 +62,9 @@ def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration
 
 
 def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]) -> dict:
-    """One kernel, N growing: every run's clients are new connections, and the kernel keeps them
-    (no culling), so the RSS growth over a run divided by its N is what an idle connection costs."""
+    """One kernel, N growing: every run's clients are new connections. The RSS growth over a run
+    divided by its N is reported as the load's footprint, not as the cost of an idle connection
+    (see held_idle)."""
     pid = km.provisioner.process.pid
     out = {}
     for n in ns:
@@ -62,18 +73,108 @@ def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]
         time.sleep(0.5)
         after = common.rss_mib(pid)
         r["rss_before_mib"], r["rss_after_mib"] = before, after
-        r["rss_per_connection_kib"] = max(0.0, after - before) * 1024 / n
+        r["rss_growth_per_connection_kib"] = max(0.0, after - before) * 1024 / n
         common.log(f"    N={n}: {r['rate_per_s']:.0f} rt/s, p50 {r['latency_ms']['p50']:.2f} ms, "
                    f"p99 {r['latency_ms']['p99']:.2f} ms, RSS {after:.1f} MiB "
-                   f"(+{r['rss_per_connection_kib']:.1f} KiB per connection), errors {r['errors']}")
+                   f"(+{r['rss_growth_per_connection_kib']:.1f} KiB per client of the run), "
+                   f"errors {r['errors']}")
         out[str(n)] = r
     return out
+
+
+def open_connections(km: KernelManager, ctx: zmq.Context, sub: zmq.Socket, n: int, code: str,
+                     timeout: float = 120) -> list[zmq.Socket]:
+    """n new connections, each sending kernel_info_request and one execute_request; returns their
+    sockets, still connected, once every reply has arrived."""
+    info = km.get_connection_info()
+    key = info["key"] if isinstance(info["key"], bytes) else info["key"].encode()
+    url = f"{info['transport']}://{info['ip']}:{info['shell_port']}"
+    socks, pending = [], {}
+    poller = zmq.Poller()
+    poller.register(sub, zmq.POLLIN)
+    for _ in range(n):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(url)  # pyzmq gives every DEALER its own identity
+        session = Session(key=key, signature_scheme=info["signature_scheme"])
+        session.send(s, "kernel_info_request", {})
+        session.send(s, "execute_request", {"code": code, "silent": False, "store_history": True,
+                                            "user_expressions": {}, "allow_stdin": False,
+                                            "stop_on_error": True})
+        socks.append(s)
+        pending[s] = 2
+        poller.register(s, zmq.POLLIN)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for s, _ in poller.poll(500):
+            while True:
+                try:
+                    s.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if s is not sub:
+                    pending[s] -= 1
+            if s is not sub and pending.get(s) == 0:
+                del pending[s]
+                poller.unregister(s)
+    if pending:
+        raise RuntimeError(f"{len(pending)} of {n} connections got no reply in {timeout:.0f} s")
+    return socks
+
+
+def drain_for(sub: zmq.Socket, seconds: float) -> None:
+    """Keeps reading IOPub while the kernel settles: an unread XPUB backlog is memory too."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if sub.poll(50):
+            while True:
+                try:
+                    sub.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+
+
+def held_idle(args: argparse.Namespace, km: KernelManager, code: str, n: int) -> dict:
+    """The RSS one idle connection costs: n connections that each sent kernel_info and one execute
+    stay connected and idle while the kernel's RSS is read. A few held connections first take the
+    one-time costs (first tenant, allocator arenas, IOPub subscriber) out of the figure."""
+    pid = km.provisioner.process.pid
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = zmq.Context()
+    ctx.set(zmq.MAX_SOCKETS, max(4096, 2 * n + 64))
+    info = km.get_connection_info()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.connect(f"{info['transport']}://{info['ip']}:{info['iopub_port']}")
+    socks: list[zmq.Socket] = []
+    try:
+        socks += open_connections(km, ctx, sub, args.idle_warmup, code)
+        drain_for(sub, 1.0)
+        before = common.rss_mib(pid)
+        socks += open_connections(km, ctx, sub, n, code)
+        drain_for(sub, 1.0)
+        after = common.rss_mib(pid)
+    finally:
+        for s in socks:
+            s.close()
+        sub.close()
+        ctx.term()
+    r = {"n": n, "rss_before_mib": before, "rss_after_mib": after,
+         "rss_per_idle_connection_kib": max(0.0, after - before) * 1024 / n}
+    common.log(f"    {n} idle connections held: RSS {before:.1f} -> {after:.1f} MiB, "
+               f"{r['rss_per_idle_connection_kib']:.1f} KiB per idle connection")
+    return r
 
 
 def measure(args: argparse.Namespace, root: Path) -> dict:
     ns = [int(x) for x in args.clients.split(",")]
     spark_ns = [int(x) for x in args.spark_clients.split(",")]
-    raw: dict = {"kindling_magic": [], "ipykernel_magic": [], "kindling_select": []}
+    raw: dict = {"kindling_magic": [], "ipykernel_magic": [], "kindling_select": [],
+                 "kindling_idle": [], "ipykernel_idle": [], "kindling_select_idle": []}
+    idle_n = args.idle_clients
     base = [str(Path(args.kindling).resolve()), "kernel", "-f", "{connection_file}",
             "--no-history"]
     for rep in range(args.repeats):
@@ -84,6 +185,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             raw["kindling_magic"].append(series(args, km, "%echo hi", ns))
         finally:
             km.shutdown_kernel(now=True)
+        if idle_n:
+            common.log("  Kindling, idle connections")
+            km = start(base + ["--spark-remote", "sc://127.0.0.1:9"], "kindling", root)
+            try:
+                raw["kindling_idle"].append(held_idle(args, km, "%echo hi", idle_n))
+            finally:
+                km.shutdown_kernel(now=True)
         if not args.no_ipykernel:
             common.log("  ipykernel, pass")
             km = start([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
@@ -92,6 +200,14 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
                 raw["ipykernel_magic"].append(series(args, km, "pass", ns))
             finally:
                 km.shutdown_kernel(now=True)
+            if idle_n:
+                common.log("  ipykernel, idle connections")
+                km = start([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                            "--HistoryManager.enabled=False"], "ipykernel", root)
+                try:
+                    raw["ipykernel_idle"].append(held_idle(args, km, "pass", idle_n))
+                finally:
+                    km.shutdown_kernel(now=True)
         if args.spark_remote:
             common.log("  Kindling, SELECT 1")
             km = start(base + ["--spark-remote", args.spark_remote], "kindling-spark", root)
@@ -99,6 +215,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
                 raw["kindling_select"].append(series(args, km, "SELECT 1", spark_ns))
             finally:
                 km.shutdown_kernel(now=True)
+            if idle_n:
+                common.log("  Kindling, idle connections after SELECT 1")
+                km = start(base + ["--spark-remote", args.spark_remote], "kindling-spark", root)
+                try:
+                    raw["kindling_select_idle"].append(held_idle(args, km, "SELECT 1", idle_n))
+                finally:
+                    km.shutdown_kernel(now=True)
     return raw
 
 
@@ -121,7 +244,7 @@ def render(raw: dict, args: argparse.Namespace) -> str:
              f"Command: `{args.command}`; medians of {args.repeats} runs, {args.duration} s "
              "measured per figure.", "",
              "| load | N | Kindling rt/s | ipykernel rt/s | ratio | Kindling p50 / p99 ms | "
-             "ipykernel p50 / p99 ms | Kindling RSS MiB | KiB per idle connection |",
+             "ipykernel p50 / p99 ms | Kindling RSS MiB | RSS growth KiB per client |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in args.clients.split(","):
         k = raw["kindling_magic"]
@@ -132,7 +255,8 @@ def render(raw: dict, args: argparse.Namespace) -> str:
             f"| magic-only execute | {n} | {f(kr, 0)} | {f(ir, 0)} | {ratio} | "
             f"{f(med(k, n, ['latency_ms', 'p50']), 2)} / {f(med(k, n, ['latency_ms', 'p99']), 2)} | "
             f"{f(med(i, n, ['latency_ms', 'p50']), 2)} / {f(med(i, n, ['latency_ms', 'p99']), 2)} | "
-            f"{f(med(k, n, ['rss_after_mib']), 1)} | {f(med(k, n, ['rss_per_connection_kib']), 1)} |")
+            f"{f(med(k, n, ['rss_after_mib']), 1)} | "
+            f"{f(med(k, n, ['rss_growth_per_connection_kib']), 1)} |")
     for n in args.spark_clients.split(","):
         s = raw["kindling_select"]
         if not s:
@@ -140,9 +264,32 @@ def render(raw: dict, args: argparse.Namespace) -> str:
         lines.append(
             f"| `SELECT 1` | {n} | {f(med(s, n, ['rate_per_s']), 0)} | — | — | "
             f"{f(med(s, n, ['latency_ms', 'p50']), 2)} / {f(med(s, n, ['latency_ms', 'p99']), 2)} | — | "
-            f"{f(med(s, n, ['rss_after_mib']), 1)} | {f(med(s, n, ['rss_per_connection_kib']), 1)} |")
-    lines += ["", "KiB per idle connection: the kernel's RSS growth over a run divided by that "
-              "run's N new connections, measured after they went idle.", ""]
+            f"{f(med(s, n, ['rss_after_mib']), 1)} | "
+            f"{f(med(s, n, ['rss_growth_per_connection_kib']), 1)} |")
+    lines += ["", "RSS growth KiB per client: the kernel's RSS growth over a run divided by that "
+              "run's N clients, read after the load generator has disconnected; it includes the "
+              "allocator's high-water mark of the load, so it is not the cost of a connection.", ""]
+    idle_rows = [("Kindling", "kernel_info + `%echo hi`", raw["kindling_idle"]),
+                 ("ipykernel", "kernel_info + `pass`", raw["ipykernel_idle"]),
+                 ("Kindling", "kernel_info + `SELECT 1`", raw["kindling_select_idle"])]
+    if any(runs for _, _, runs in idle_rows):
+        lines += ["## Idle connections", "",
+                  f"{args.idle_clients} connections (each its own DEALER identity and session) "
+                  "send the requests below, then stay connected and idle while the kernel's RSS "
+                  f"is read; {args.idle_warmup} held connections before them take the one-time "
+                  "costs out.", "",
+                  "| kernel | requests before idle | RSS before / after MiB | "
+                  "KiB per idle connection |", "|---|---|---:|---:|"]
+        for name, what, runs in idle_rows:
+            if not runs:
+                continue
+
+            def m(key: str) -> float:
+                return statistics.median(r[key] for r in runs)
+
+            lines.append(f"| {name} | {what} | {m('rss_before_mib'):.1f} / "
+                         f"{m('rss_after_mib'):.1f} | {m('rss_per_idle_connection_kib'):.1f} |")
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -156,6 +303,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--duration", type=float, default=5)
     ap.add_argument("--warmup", type=float, default=1)
+    ap.add_argument("--idle-clients", type=int, default=1000,
+                    help="connections held idle for the per-connection RSS (0: skipped)")
+    ap.add_argument("--idle-warmup", type=int, default=20,
+                    help="connections held before the measured ones")
     ap.add_argument("--no-ipykernel", action="store_true")
     ap.add_argument("--command", default="bench/tenancy.sh")
     args = ap.parse_args()

@@ -11,8 +11,11 @@
 #include "runtime/log.h"
 
 /* Deep enough that a burst of requests from a fast client is queued without parking the shell
- * reader, small enough that one flooding client cannot take unbounded memory. */
-#define INBOX_CAPACITY 4096
+ * reader, small enough that one flooding client cannot take unbounded memory. The ring starts at
+ * QUEUE_MIN entries only when something arrives and is freed when it empties: most connections
+ * are idle most of the time, and an idle one should cost no queue memory. */
+#define QUEUE_MAX 4096
+#define QUEUE_MIN 4
 
 void kl_msg_free(kl_msg *m) {
     if (!m) return;
@@ -28,19 +31,54 @@ static void history_begin(void *arg) {
 
 struct kl_queued {
     kl_msg *msg;
-    bool abort;
+    bool abort; /* answer "aborted" instead of running it (stop_on_error) */
 };
+
+static struct kl_queued *queue_at(kl_tenant *t, size_t i) {
+    return &t->queue[(t->qhead + i) % t->qcap];
+}
+
+static int queue_push(kl_tenant *t, kl_msg *m) {
+    if (t->qlen == t->qcap) {
+        size_t cap = t->qcap ? t->qcap * 2 : QUEUE_MIN;
+        struct kl_queued *q = malloc(cap * sizeof *q);
+        if (!q) return -ENOMEM;
+        for (size_t i = 0; i < t->qlen; i++) q[i] = *queue_at(t, i);
+        free(t->queue);
+        t->queue = q;
+        t->qcap = cap;
+        t->qhead = 0;
+    }
+    *queue_at(t, t->qlen++) = (struct kl_queued){m, false};
+    return 0;
+}
+
+/* Undoes the last queue_push. */
+static void queue_unpush(kl_tenant *t) {
+    t->qlen--;
+}
+
+static void wake_senders(kl_tenant *t, size_t n) {
+    while (n-- > 0 && t->senders.head) {
+        kl_waiter *w = t->senders.head;
+        kl_waitq_remove(&t->senders, w);
+        kl_loop_wake(t->k->loop, w->co);
+    }
+}
 
 static kl_msg *next_request(kl_tenant *t, bool *abort) {
     *abort = false;
-    if (t->nfront) {
-        struct kl_queued q = t->front[0];
-        memmove(t->front, t->front + 1, --t->nfront * sizeof *t->front);
-        *abort = q.abort;
-        return q.msg;
+    if (!t->qlen) return NULL;
+    struct kl_queued q = *queue_at(t, 0);
+    t->qhead = (t->qhead + 1) % t->qcap;
+    if (--t->qlen == 0) {
+        free(t->queue);
+        t->queue = NULL;
+        t->qcap = t->qhead = 0;
     }
-    void *item;
-    return kl_chan_recv(t->inbox, &item) == 0 ? item : NULL;
+    wake_senders(t, 1);
+    *abort = q.abort;
+    return q.msg;
 }
 
 static uint64_t now_ms(kl_kernel *k) {
@@ -56,10 +94,35 @@ static void release_spark_session(kl_tenant *t) {
     kl_sql_tenant_release(t);
 }
 
+static void tenant_free(kl_tenant *t) {
+    kl_kernel *k = t->k;
+    if (kl_strmap_get(k->tenants, t->key) == t) kl_strmap_del(k->tenants, t->key);
+    if (!t->parent) kl_comm_close_session(k, t->session);
+    release_spark_session(t);
+    /* A sender parked on the full queue still holds t: let it see the tenant closed first. */
+    while (t->nsenders > 0) {
+        wake_senders(t, SIZE_MAX);
+        kl_loop_park(k->loop);
+    }
+    kl_catalog_tenant_free(t);
+    kl_sql_tenant_free(t);
+    free(t->queue);
+    free(t->session);
+    free(t->subshell_id);
+    free(t->key);
+    free(t);
+}
+
+/* The tenant's coroutine: runs while there are requests, then returns, so an idle connection
+ * holds no stack; kl_tenant_deliver starts a new one for the next request. A closing tenant's
+ * coroutine finishes what is queued and frees the tenant. */
 static void tenant_main(void *arg) {
     kl_tenant *t = arg;
     kl_kernel *k = t->k;
-    kl_kernel_history_run(k, history_begin, t);
+    if (!t->history_begun && t->qlen) {
+        t->history_begun = true;
+        kl_kernel_history_run(k, history_begin, t);
+    }
     kl_msg *m;
     bool abort;
     while ((m = next_request(t, &abort))) {
@@ -75,17 +138,16 @@ static void tenant_main(void *arg) {
         t->last_active_ms = now_ms(k);
         kl_msg_free(m);
     }
-    if (kl_strmap_get(k->tenants, t->key) == t) kl_strmap_del(k->tenants, t->key);
-    if (!t->parent) kl_comm_close_session(k, t->session);
-    release_spark_session(t);
-    kl_catalog_tenant_free(t);
-    kl_sql_tenant_free(t);
-    kl_chan_free(t->inbox);
-    free(t->front);
-    free(t->session);
-    free(t->subshell_id);
-    free(t->key);
-    free(t);
+    if (!t->closing) {
+        t->coro = NULL; /* nothing parks between the empty queue and here */
+        return;
+    }
+    tenant_free(t);
+}
+
+static int start_coroutine(kl_tenant *t) {
+    t->coro = kl_loop_spawn(t->k->loop, tenant_main, t, 0);
+    return t->coro ? 0 : -ENOMEM;
 }
 
 static kl_tenant *tenant_new(kl_kernel *k, const char *session, kl_tenant *parent,
@@ -101,7 +163,6 @@ static kl_tenant *tenant_new(kl_kernel *k, const char *session, kl_tenant *paren
     } else {
         t->key = strdup(session);
     }
-    t->inbox = kl_chan_new(k->loop, INBOX_CAPACITY);
     t->truncation = parent ? parent->truncation : true;
     t->showtypes = parent ? parent->showtypes : false;
     t->showoutput = parent ? parent->showoutput : true;
@@ -113,17 +174,11 @@ static kl_tenant *tenant_new(kl_kernel *k, const char *session, kl_tenant *paren
         memcpy(t->spark_session_id, k->shared_spark_session, sizeof t->spark_session_id);
     else if (kl_uuid_v4(t->spark_session_id) != 0)
         goto fail;
-    if (!t->session || !t->key || (subshell_id && !t->subshell_id) || !t->inbox ||
+    if (!t->session || !t->key || (subshell_id && !t->subshell_id) ||
         kl_strmap_put(k->tenants, t->key, t) != 0)
         goto fail;
-    t->coro = kl_loop_spawn(k->loop, tenant_main, t, 0);
-    if (!t->coro) {
-        kl_strmap_del(k->tenants, t->key);
-        goto fail;
-    }
     return t;
 fail:
-    if (t->inbox) kl_chan_free(t->inbox);
     free(t->session);
     free(t->subshell_id);
     free(t->key);
@@ -166,7 +221,23 @@ kl_tenant *kl_tenant_find_subshell(kl_kernel *k, const char *session, const char
 
 int kl_tenant_deliver(kl_tenant *t, kl_msg *msg) {
     t->last_active_ms = now_ms(t->k);
-    return kl_chan_send(t->inbox, msg);
+    kl_waiter w = {.co = kl_coro_current()};
+    while (!t->closing && t->qlen >= QUEUE_MAX) {
+        if (!w.co) return -EAGAIN; /* the scheduler's stack cannot wait */
+        kl_waitq_push(&t->senders, &w);
+        t->nsenders++;
+        kl_loop_park(t->k->loop);
+        kl_waitq_remove(&t->senders, &w);
+        /* The last sender out lets a closing tenant's coroutine free it. */
+        if (--t->nsenders == 0 && t->closing && t->coro) kl_loop_wake(t->k->loop, t->coro);
+    }
+    if (t->closing) return -EPIPE;
+    if (queue_push(t, msg) != 0) return -ENOMEM;
+    if (!t->coro && start_coroutine(t) != 0) {
+        queue_unpush(t);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 typedef struct visit {
@@ -207,12 +278,21 @@ static void find_family(const char *key, void *value, void *arg) {
     if (strcmp(t->session, v->session) == 0) collect(v, t);
 }
 
-/* Unlinked at once, so a client that comes back right away gets a new tenant instead of the
- * closed inbox of the old one. */
-static void close_one_tenant(kl_tenant *t) {
+/* Marks t closing; an idle tenant gets a coroutine again, only to free it (ending a connection
+ * may park: ReleaseSession). Does not change the tenant map. */
+static void mark_closing(kl_tenant *t) {
+    if (t->closing) return;
     t->closing = true;
+    wake_senders(t, SIZE_MAX);
+    if (!t->coro && start_coroutine(t) != 0)
+        KL_WARN("tenant", "out of memory: client session %s stays allocated", t->session);
+}
+
+/* Unlinked at once, so a client that comes back right away gets a new tenant instead of the
+ * closing one. */
+static void close_one_tenant(kl_tenant *t) {
+    mark_closing(t);
     if (kl_strmap_get(t->k->tenants, t->key) == t) kl_strmap_del(t->k->tenants, t->key);
-    kl_chan_close(t->inbox);
 }
 
 void kl_tenant_close(kl_tenant *t) {
@@ -234,8 +314,7 @@ static bool family_idle(kl_kernel *k, kl_tenant *t, uint64_t now, uint64_t idle_
     bool idle = true;
     for (size_t i = 0; i < v.nfound && idle; i++) {
         kl_tenant *x = v.found[i];
-        if (x->busy || x->nfront || kl_chan_len(x->inbox) || now - x->last_active_ms < idle_ms)
-            idle = false;
+        if (x->busy || x->qlen || now - x->last_active_ms < idle_ms) idle = false;
     }
     free(v.found);
     return idle;
@@ -263,7 +342,7 @@ size_t kl_tenant_cull(kl_kernel *k, uint64_t idle_ms) {
 static void close_one(const char *key, void *value, void *arg) {
     (void)key;
     (void)arg;
-    kl_chan_close(((kl_tenant *)value)->inbox);
+    mark_closing(value);
 }
 
 void kl_tenant_close_all(kl_kernel *k) {
@@ -281,31 +360,12 @@ bool kl_tenant_any_busy(kl_kernel *k) {
     return busy;
 }
 
-static int push_front(kl_tenant *t, kl_msg *m, bool abort) {
-    if (t->nfront == t->capfront) {
-        size_t cap = t->capfront ? t->capfront * 2 : 8;
-        struct kl_queued *v = realloc(t->front, cap * sizeof *v);
-        if (!v) return -ENOMEM;
-        t->front = v;
-        t->capfront = cap;
-    }
-    t->front[t->nfront++] = (struct kl_queued){m, abort};
-    return 0;
-}
-
 void kl_tenant_abort_queued(kl_tenant *t) {
     /* Requests the client sent right behind the failing one may still sit in the socket: one
-     * short turn of the loop lets the shell reader route them into the inbox. */
+     * short turn of the loop lets the shell reader route them into the queue. */
     kl_loop_sleep(t->k->loop, 1);
-    for (size_t i = 0; i < t->nfront; i++)
-        if (strcmp(kl_msg_type(t->front[i].msg), "execute_request") == 0) t->front[i].abort = true;
-    void *item;
-    while (kl_chan_try_recv(t->inbox, &item) == 0) {
-        kl_msg *m = item;
-        if (push_front(t, m, strcmp(kl_msg_type(m), "execute_request") == 0) != 0) {
-            /* Out of memory: answering it as aborted now keeps the client from waiting forever. */
-            kl_dispatch_abort(t->k, t, m);
-            kl_msg_free(m);
-        }
+    for (size_t i = 0; i < t->qlen; i++) {
+        struct kl_queued *q = queue_at(t, i);
+        if (strcmp(kl_msg_type(q->msg), "execute_request") == 0) q->abort = true;
     }
 }

@@ -1,6 +1,7 @@
-/* A tenant is one client connection (one Jupyter client session id): its own request queue and
- * coroutine, execution count, history session and display options. Requests of one tenant run in
- * order; tenants run concurrently with each other. A subshell (JEP 91) is a tenant of its own with
+/* A tenant is one client connection (one Jupyter client session id): its own request queue,
+ * execution count, history session and display options. Requests of one tenant run in order, in a
+ * coroutine that exists only while the tenant has requests (an idle connection holds no stack);
+ * tenants run concurrently with each other. A subshell (JEP 91) is a tenant of its own with
  * a parent: it keeps its own queue, execution count and history, and shares the parent's Spark
  * session. */
 #ifndef KL_KERNEL_TENANT_H
@@ -13,6 +14,7 @@
 #include "runtime/chan.h"
 #include "runtime/strmap.h"
 #include "runtime/uuid.h"
+#include "runtime/waitq.h"
 
 struct kl_tenant {
     kl_kernel *k;
@@ -25,8 +27,15 @@ struct kl_tenant {
     char spark_session_id[KL_UUID_STRLEN];
     uint64_t last_active_ms; /* loop time of the last request handled or queued */
     bool closing;            /* closed: finishing what it runs, then gone; takes no requests */
-    kl_chan *inbox;          /* kl_msg * (owned by the channel until received) */
+    /* Requests not yet handled, a ring that grows on demand and is freed whenever it empties;
+     * each kl_msg is owned by the queue until taken. */
+    struct kl_queued *queue;
+    size_t qhead, qlen, qcap;
+    kl_waitq senders; /* coroutines parked in kl_tenant_deliver while the queue is full */
+    size_t nsenders;
+    /* The coroutine handling this tenant's requests (or ending it); NULL while it is idle. */
     kl_coro *coro;
+    bool history_begun;
     int execution_count;
     int64_t history_session; /* 0 until the history thread has begun one */
     /* Display options, per tenant so one client's %truncation never changes another's. */
@@ -50,30 +59,27 @@ struct kl_tenant {
     /* Catalog names cached for completion and inspection; owned by the catalog module
      * (kl_catalog_tenant_free). */
     struct kl_catalog *catalog;
-    /* Requests taken out of the inbox when a cell failed with stop_on_error: they are handled
-     * before the inbox, and those marked aborted are answered "aborted" instead of run. */
-    struct kl_queued *front;
-    size_t nfront, capfront;
 };
 
-/* The tenant for a client session, created (with its coroutine) on first use. NULL on ENOMEM, or
+/* The tenant for a client session, created on first use. NULL on ENOMEM, or
  * with errno EMFILE when the kernel already serves --max-connections connections. */
 kl_tenant *kl_tenant_get(kl_kernel *k, const char *session);
 /* A new subshell of parent with a fresh id. NULL on ENOMEM. */
 kl_tenant *kl_tenant_new_subshell(kl_tenant *parent);
 /* The subshell with this id that belongs to session, or NULL. */
 kl_tenant *kl_tenant_find_subshell(kl_kernel *k, const char *session, const char *subshell_id);
-/* Ends a tenant: its inbox closes, it finishes what it runs, then frees itself (with a connection,
- * its subshells end too). */
+/* Ends a tenant: it takes no more requests, finishes those it has, then frees itself (with a
+ * connection, its subshells end too). */
 void kl_tenant_close(kl_tenant *t);
 /* Connections (not counting subshells) the kernel serves now. */
 size_t kl_tenant_connections(kl_kernel *k);
 /* Closes the connections idle (nothing running or queued) for at least idle_ms. Returns how many.
  */
 size_t kl_tenant_cull(kl_kernel *k, uint64_t idle_ms);
-/* Coroutine: queues msg (taken) for the tenant; parks while its inbox is full. */
+/* Coroutine: queues msg (taken on success) for the tenant, starting its coroutine if it is idle;
+ * parks while the queue is full. 0, -EPIPE once the tenant is closing, or -ENOMEM. */
 int kl_tenant_deliver(kl_tenant *t, kl_msg *msg);
-/* Closes every inbox: each tenant coroutine finishes what it runs, then frees itself. */
+/* Closes every tenant: each finishes what it has queued, then frees itself. */
 void kl_tenant_close_all(kl_kernel *k);
 /* True while any tenant is handling a request. */
 bool kl_tenant_any_busy(kl_kernel *k);
@@ -82,7 +88,7 @@ bool kl_tenant_any_busy(kl_kernel *k);
  * request is finished. Requests sent after the client saw the error run normally. */
 void kl_tenant_abort_queued(kl_tenant *t);
 
-/* Frees a message taken from an inbox. */
+/* Frees a message taken from a tenant's queue. */
 void kl_msg_free(kl_msg *m);
 
 #endif
