@@ -33,17 +33,19 @@ static void put(out *o, const char *p, size_t n) {
     o->len += n;
 }
 
-static void put_string(out *o, const char *s, size_t n) {
-    /* Worst case every byte becomes a six-byte \u escape. */
-    if (!reserve(o, n * 6 + 2)) return;
-    char *d = o->s + o->len;
+size_t kl_jsontext_quote(char *dst, const char *s, size_t n) {
+    static const char hex[] = "0123456789ABCDEF"; /* upper case, as jansson writes it */
+    char *d = dst;
     *d++ = '"';
     for (size_t i = 0; i < n; i++) {
+        /* Runs of plain text, nearly all of it, go in one copy. */
+        size_t run = i;
+        while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\') run++;
+        memcpy(d, s + i, run - i);
+        d += run - i;
+        i = run;
+        if (i == n) break;
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *d++ = (char)c;
-            continue;
-        }
         *d++ = '\\';
         switch (c) {
         case '"':
@@ -68,11 +70,20 @@ static void put_string(out *o, const char *s, size_t n) {
             *d++ = 'f';
             break;
         default:
-            d += sprintf(d, "u%04X", c); /* upper case, as jansson writes it */
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[c >> 4];
+            *d++ = hex[c & 15];
         }
     }
     *d++ = '"';
-    o->len = (size_t)(d - o->s);
+    return (size_t)(d - dst);
+}
+
+static void put_string(out *o, const char *s, size_t n) {
+    if (!reserve(o, KL_JSONTEXT_QUOTED_MAX(n))) return;
+    o->len += kl_jsontext_quote(o->s + o->len, s, n);
 }
 
 static void put_value(out *o, const json_t *v, int depth) {

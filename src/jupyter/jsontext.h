@@ -15,4 +15,11 @@
  * frees) with its length in *len; NULL on allocation failure or nesting beyond the limit. */
 char *kl_jsontext_dump(const json_t *v, size_t *len);
 
+/* Room kl_jsontext_quote needs for n bytes of text: every byte may become a six-byte escape. */
+#define KL_JSONTEXT_QUOTED_MAX(n) ((n)*6 + 2)
+/* Writes s[0..n) as a JSON string literal, quotes included, escaped exactly as kl_jsontext_dump
+ * escapes strings, into dst (KL_JSONTEXT_QUOTED_MAX(n) bytes of room, not NUL-terminated).
+ * Returns the number of bytes written. */
+size_t kl_jsontext_quote(char *dst, const char *s, size_t n);
+
 #endif

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "jupyter/wire.h"
+#include "runtime/uuid.h"
 #include "runtime/zsock.h"
 
 typedef struct kl_msg {
@@ -16,6 +17,14 @@ typedef struct kl_msg {
     json_t *metadata;
     json_t *content;
     kl_frames buffers;
+    /* The frames that spell header and parent_header exactly (shared between messages, not
+     * copied), used only while that field is still the object they spell (header_text_of,
+     * parent_text_of: references held, so a freed object's address cannot come back as another
+     * one): a decoded header goes out verbatim as the parent_header of every reply and IOPub
+     * message of its request instead of being written again. A decoded header must therefore
+     * not be modified in place. Empty for messages built here. */
+    kl_frames header_text, parent_text;
+    json_t *header_text_of, *parent_text_of;
 } kl_msg;
 
 /* JSON frames nested deeper than this are refused (KL_MSG_EJSON): Jupyter messages need a
@@ -41,6 +50,26 @@ int kl_msg_decode(kl_frames *frames, const kl_signer *s, kl_msg *out, char *err,
 /* Serialises m (idents first, then delimiter, signature, JSON, buffers) into out (appended).
  * m is not modified. 0 or -ENOMEM. */
 int kl_msg_encode(const kl_msg *m, const kl_signer *s, kl_frames *out);
+
+/* A message to send as the child of a received one, encoded by kl_msg_encode_child. */
+typedef struct kl_msg_out {
+    const char *msg_type;
+    const char *session; /* header.session of the sender */
+    const char *topic;   /* first frame (IOPub topic); NULL: the parent's identities */
+    /* Content: content_text when its data is set (serialised JSON object; its bytes go out
+     * without a copy, so they must stay valid until the ZeroMQ context is terminated), else
+     * content (borrowed), else {}. */
+    kl_slice content_text;
+    const json_t *content;
+    kl_frames *buffers; /* raw buffers, consumed; NULL: none */
+    char *msg_id;       /* receives header.msg_id (KL_UUID_STRLEN bytes) when not NULL */
+} kl_msg_out;
+
+/* Appends to out the frames of a new message o as the child of parent (NULL: no parent), exactly
+ * what kl_msg_init_child followed by kl_msg_encode gives, without building the header as JSON
+ * objects: the kernel's replies and IOPub messages are encoded here. 0 or -ENOMEM. */
+int kl_msg_encode_child(const kl_msg *parent, const kl_msg_out *o, const kl_signer *s,
+                        kl_frames *out);
 
 /* A new header object: msg_id (UUID), session, username, date (now), msg_type, version 5.5.
  * The strings must be valid UTF-8 (they are not checked again). */

@@ -54,6 +54,36 @@ static EVP_MAC_CTX *hmac_start(const EVP_MD *md, const unsigned char *key, size_
     return ctx;
 }
 
+/* Behind kl_signer.keyed. Restarting work (EVP_MAC_init without a key keeps the key) costs a
+ * fraction of duplicating tmpl, which copies and allocates three digest contexts; work serves one
+ * thread at a time and a thread that finds it taken signs with a duplicate instead. */
+typedef struct kl_hmac {
+    EVP_MAC_CTX *tmpl; /* never changed after init, so any thread may duplicate it */
+    EVP_MAC_CTX *work;
+    pthread_mutex_t mu; /* guards work */
+} kl_hmac;
+
+static void hmac_free(kl_hmac *h) {
+    if (!h) return;
+    EVP_MAC_CTX_free(h->tmpl);
+    EVP_MAC_CTX_free(h->work);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+static kl_hmac *hmac_new(const EVP_MD *md, const unsigned char *key, size_t keylen) {
+    kl_hmac *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    pthread_mutex_init(&h->mu, NULL);
+    h->tmpl = hmac_start(md, key, keylen);
+    h->work = h->tmpl ? EVP_MAC_CTX_dup(h->tmpl) : NULL;
+    if (!h->work) {
+        hmac_free(h);
+        return NULL;
+    }
+    return h;
+}
+
 int kl_signer_init(kl_signer *s, const char *scheme, const char *key, size_t keylen, char *err,
                    size_t errlen) {
     memset(s, 0, sizeof *s);
@@ -104,7 +134,7 @@ int kl_signer_init(kl_signer *s, const char *scheme, const char *key, size_t key
     }
     memcpy(s->key, key, keylen);
     s->keylen = keylen;
-    s->keyed = hmac_start(md, s->key, s->keylen);
+    s->keyed = hmac_new(md, s->key, s->keylen);
     if (!s->keyed) {
         EVP_MD_free(md);
         OPENSSL_cleanse(s->key, s->keylen);
@@ -122,7 +152,7 @@ void kl_signer_free(kl_signer *s) {
         OPENSSL_cleanse(s->key, s->keylen);
         free(s->key);
     }
-    EVP_MAC_CTX_free(s->keyed);
+    hmac_free(s->keyed);
     /* md came from EVP_MD_fetch, so it is reference-counted and ours to release. */
     EVP_MD_free((EVP_MD *)s->md);
     memset(s, 0, sizeof *s);
@@ -135,8 +165,18 @@ bool kl_signer_enabled(const kl_signer *s) {
 int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_HEX_MAX]) {
     hex[0] = '\0';
     if (!kl_signer_enabled(s)) return 0;
-    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(s->keyed);
-    if (!ctx) return -ENOMEM;
+    kl_hmac *h = s->keyed;
+    EVP_MAC_CTX *ctx;
+    bool own = pthread_mutex_trylock(&h->mu) == 0;
+    if (own) {
+        ctx = h->work;
+        if (!EVP_MAC_init(ctx, NULL, 0, NULL)) {
+            pthread_mutex_unlock(&h->mu);
+            return -EINVAL;
+        }
+    } else if (!(ctx = EVP_MAC_CTX_dup(h->tmpl))) {
+        return -ENOMEM;
+    }
     unsigned char mac[EVP_MAX_MD_SIZE];
     size_t maclen = 0;
     int ok = 1;
@@ -144,7 +184,10 @@ int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_
         if (parts[i].len) ok = EVP_MAC_update(ctx, parts[i].data, parts[i].len);
     }
     if (ok) ok = EVP_MAC_final(ctx, mac, &maclen, sizeof mac);
-    EVP_MAC_CTX_free(ctx);
+    if (own)
+        pthread_mutex_unlock(&h->mu);
+    else
+        EVP_MAC_CTX_free(ctx);
     if (!ok || maclen * 2 + 1 > KL_SIG_HEX_MAX) return -EINVAL;
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < maclen; i++) {

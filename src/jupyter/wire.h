@@ -20,8 +20,9 @@ typedef struct kl_signer {
     const void *md;     /* const EVP_MD *, NULL when signing is off (empty key) */
     unsigned char *key; /* owned */
     size_t keylen;
-    /* EVP_MAC_CTX * keyed once at init; each signature works on a copy of it, because keying
-     * (digest lookup by name, key schedule) costs more than hashing a whole message. */
+    /* Keyed once at init (an internal struct: a keyed template and a context that each signature
+     * restarts with the same key), because keying (digest lookup by name, key schedule) costs
+     * more than hashing a whole message. */
     void *keyed;
 } kl_signer;
 

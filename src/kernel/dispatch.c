@@ -13,8 +13,21 @@
 #include "kernel/tenant.h"
 #include "runtime/log.h"
 
+/* Every request publishes busy and idle: one shared, never modified object per state instead of a
+ * new one each time (the kernel sends it as cached text). */
 static void status(kl_kernel *k, const kl_msg *parent, const char *state) {
-    kl_kernel_publish(k, parent, "status", json_pack("{s:s}", "execution_state", state));
+    static json_t *busy, *idle;
+    json_t **cached = strcmp(state, "busy") == 0   ? &busy
+                      : strcmp(state, "idle") == 0 ? &idle
+                                                   : NULL;
+    json_t *content;
+    if (cached) {
+        if (!*cached) *cached = json_pack("{s:s}", "execution_state", state);
+        content = json_incref(*cached);
+    } else {
+        content = json_pack("{s:s}", "execution_state", state);
+    }
+    kl_kernel_publish(k, parent, "status", content);
 }
 
 static const char *str(json_t *content, const char *key, const char *dflt) {

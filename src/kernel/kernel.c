@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "jupyter/heartbeat.h"
+#include "jupyter/jsontext.h"
 #include "kernel/comm.h"
 #include "kernel/dispatch.h"
 #include "kernel/execute.h"
@@ -36,47 +37,87 @@ struct kl_input_wait {
 
 /* ---- sending ---------------------------------------------------------------------------- */
 
-static int send_msg(kl_kernel *k, kl_zsock *sock, kl_msg *m) {
+/* kernel_info_reply content as text, framed without a copy in every reply. Freed only after
+ * zmq_ctx_term, because until then a queued reply may still point at it. */
+static char *info_text;
+static size_t info_text_len;
+
+/* Text of contents that never change, or no data: status messages and kernel_info replies are
+ * most of what the kernel sends, and writing the same JSON again for each costs a good part of a
+ * round trip. */
+static kl_slice constant_content(kl_kernel *k, const char *msg_type, const json_t *content) {
+    static const char *const states[][2] = {
+        {"busy", "{\"execution_state\":\"busy\"}"},
+        {"idle", "{\"execution_state\":\"idle\"}"},
+        {"starting", "{\"execution_state\":\"starting\"}"},
+    };
+    if (!content) return (kl_slice){NULL, 0};
+    if (content == k->info_content && info_text) return (kl_slice){info_text, info_text_len};
+    if (strcmp(msg_type, "status") == 0 && json_object_size(content) == 1) {
+        const char *state = json_string_value(json_object_get(content, "execution_state"));
+        for (size_t i = 0; state && i < sizeof states / sizeof states[0]; i++)
+            if (strcmp(state, states[i][0]) == 0)
+                return (kl_slice){states[i][1], strlen(states[i][1])};
+    }
+    return (kl_slice){NULL, 0};
+}
+
+/* Coroutine: encodes o (content stolen, buffers consumed) as a child of parent and sends it on
+ * sock. */
+static int send_child(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, kl_msg_out *o,
+                      json_t *content) {
+    if (!sock) {
+        json_decref(content);
+        if (o->buffers) kl_frames_clear(o->buffers);
+        return -ECANCELED;
+    }
+    o->session = k->session;
+    o->content = content;
+    o->content_text = constant_content(k, o->msg_type, content);
     kl_frames out;
     kl_frames_init(&out);
-    int rc = kl_msg_encode(m, &k->signer, &out);
+    int rc = kl_msg_encode_child(parent, o, &k->signer, &out);
+    json_decref(content);
     if (rc == 0) rc = kl_zsock_send(sock, &out);
     kl_frames_clear(&out);
     if (rc != 0 && rc != -ECANCELED)
-        KL_WARN("kernel", "sending %s failed: %s", kl_msg_type(m), zmq_strerror(-rc));
+        KL_WARN("kernel", "sending %s failed: %s", o->msg_type, zmq_strerror(-rc));
     return rc;
 }
 
 static int publish_topic(kl_kernel *k, const kl_msg *parent, const char *msg_type, json_t *content,
                          kl_frames *buffers, const char *topic) {
-    kl_msg m;
-    if (kl_msg_init_child(&m, parent, msg_type, k->session, content) != 0) {
-        if (buffers) kl_frames_clear(buffers);
-        return -ENOMEM;
-    }
-    /* IOPub carries a topic frame where replies carry the requester's identities. */
-    kl_frames_clear(&m.idents);
     char buf[256];
     if (!topic) {
         /* Naming the client session lets a tenant-aware client subscribe to its own traffic
          * only ("session.<its session id>."), with no need to know the kernel's id; clients
-         * that subscribe to everything are unaffected. */
+         * that subscribe to everything are unaffected. Put together by hand: this runs for every
+         * IOPub message, and snprintf costs more than the rest of the topic. */
         const char *session = parent ? kl_msg_session(parent) : "";
-        if (*session && strlen(session) < 128)
-            snprintf(buf, sizeof buf, "session.%s.%s", session, msg_type);
-        else
-            snprintf(buf, sizeof buf, "kernel.%s.%s", k->kernel_id, msg_type);
+        size_t ns = strlen(session), nt = strlen(msg_type);
+        const char *prefix = "session.";
+        if (!*session || ns >= 128) {
+            prefix = "kernel.";
+            session = k->kernel_id;
+            ns = strlen(session);
+        }
+        size_t np = strlen(prefix);
+        if (nt > sizeof buf - np - ns - 2) nt = sizeof buf - np - ns - 2; /* as snprintf cut it */
+        char *w = buf;
+        memcpy(w, prefix, np);
+        w += np;
+        memcpy(w, session, ns);
+        w += ns;
+        *w++ = '.';
+        memcpy(w, msg_type, nt);
+        w[nt] = '\0';
         topic = buf;
     }
-    kl_frames_add(&m.idents, topic, strlen(topic));
-    if (buffers) {
-        for (size_t i = 0; i < buffers->n; i++) kl_frames_add_msg(&m.buffers, &buffers->v[i]);
-        kl_frames_clear(buffers);
-    }
+    /* IOPub carries a topic frame where replies carry the requester's identities. */
+    kl_msg_out o = {.msg_type = msg_type, .topic = topic, .buffers = buffers};
     kl_metrics_iopub_backlog(1);
-    int rc = k->iopub ? send_msg(k, k->iopub, &m) : -ECANCELED;
+    int rc = send_child(k, k->iopub, parent, &o, content);
     kl_metrics_iopub_backlog(-1);
-    kl_msg_clear(&m);
     return rc;
 }
 
@@ -91,11 +132,8 @@ int kl_kernel_publish(kl_kernel *k, const kl_msg *parent, const char *msg_type, 
 
 int kl_kernel_reply(kl_kernel *k, kl_zsock *sock, const kl_msg *parent, const char *msg_type,
                     json_t *content) {
-    kl_msg m;
-    if (kl_msg_init_child(&m, parent, msg_type, k->session, content) != 0) return -ENOMEM;
-    int rc = sock ? send_msg(k, sock, &m) : -ECANCELED;
-    kl_msg_clear(&m);
-    return rc;
+    kl_msg_out o = {.msg_type = msg_type};
+    return send_child(k, sock, parent, &o, content);
 }
 
 /* ---- kernel info, interrupt, history ---------------------------------------------------- */
@@ -175,18 +213,14 @@ static void history_open(void *arg) {
 
 int kl_kernel_input(kl_kernel *k, kl_tenant *t, const kl_msg *parent, const char *prompt,
                     bool password, char **value) {
-    kl_msg m;
-    if (kl_msg_init_child(&m, parent, "input_request", k->session,
-                          json_pack("{s:s, s:b}", "prompt", prompt, "password", password)) != 0)
-        return -ENOMEM;
     struct kl_input_wait w = {.t = t};
-    snprintf(w.msg_id, sizeof w.msg_id, "%s", kl_msg_id(&m));
     w.next = k->inputs;
     k->inputs = &w;
     /* The identities of the shell request reach the same client's stdin socket: jupyter_client
      * gives both sockets the session id as identity. */
-    int rc = k->stdin_sock ? send_msg(k, k->stdin_sock, &m) : -ECANCELED;
-    kl_msg_clear(&m);
+    kl_msg_out o = {.msg_type = "input_request", .msg_id = w.msg_id};
+    int rc = send_child(k, k->stdin_sock, parent, &o,
+                        json_pack("{s:s, s:b}", "prompt", prompt, "password", password));
     if (rc == 0) {
         t->interruptible_wait = true;
         while (!w.done && !t->interrupted && !k->shutting_down) kl_loop_park(k->loop);
@@ -568,7 +602,9 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
     kl_grpc_set_observer(&grpc_metrics);
     k->sql = kl_sql_new(k, o->spark_remote, o->display_limit);
     k->info_content = info_content_new();
-    if (!k->info_content) {
+    free(info_text);
+    info_text = k->info_content ? kl_jsontext_dump(k->info_content, &info_text_len) : NULL;
+    if (!k->info_content || !info_text) {
         snprintf(err, errlen, "out of memory while starting");
         return -1;
     }
@@ -633,6 +669,8 @@ static void teardown(kl_kernel *k) {
     if (k->loop) kl_loop_free(k->loop);
     /* Blocks until queued replies have left or CLOSE_LINGER_MS passed. */
     if (k->zctx) zmq_ctx_term(k->zctx);
+    free(info_text);
+    info_text = NULL;
     kl_signer_free(&k->signer);
     kl_connection_free(&k->info);
     free(k->history_path);

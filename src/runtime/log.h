@@ -18,9 +18,13 @@ bool kl_log_enabled(kl_log_level level);
 void kl_log_write(kl_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define KL_DEBUG(mod, ...) kl_log_write(KL_LOG_DEBUG, mod, __VA_ARGS__)
-#define KL_INFO(mod, ...)  kl_log_write(KL_LOG_INFO, mod, __VA_ARGS__)
-#define KL_WARN(mod, ...)  kl_log_write(KL_LOG_WARN, mod, __VA_ARGS__)
-#define KL_ERROR(mod, ...) kl_log_write(KL_LOG_ERROR, mod, __VA_ARGS__)
+/* The level is checked before the arguments are evaluated, so a disabled debug line costs one
+ * atomic load even when its arguments call functions. */
+#define KL_LOG_AT(level, mod, ...)                                                                 \
+    (kl_log_enabled(level) ? kl_log_write(level, mod, __VA_ARGS__) : (void)0)
+#define KL_DEBUG(mod, ...) KL_LOG_AT(KL_LOG_DEBUG, mod, __VA_ARGS__)
+#define KL_INFO(mod, ...)  KL_LOG_AT(KL_LOG_INFO, mod, __VA_ARGS__)
+#define KL_WARN(mod, ...)  KL_LOG_AT(KL_LOG_WARN, mod, __VA_ARGS__)
+#define KL_ERROR(mod, ...) KL_LOG_AT(KL_LOG_ERROR, mod, __VA_ARGS__)
 
 #endif

@@ -1,9 +1,14 @@
 /* ZeroMQ sockets driven by coroutines on the loop thread.
  *
  * ZMQ_FD only says "ZMQ_EVENTS may have changed", and any zmq call on the socket may consume that
- * signal. So ZMQ_EVENTS is read after every poll wake-up and after every send and receive, failed
- * or not, and whatever it allows is handed to the parked coroutines; a coroutine always tries the
- * operation before it parks, so readiness seen while nobody waits is never lost.
+ * signal. So ZMQ_EVENTS is read after every poll wake-up, and once more before the loop next
+ * sleeps whenever a send or receive happened since the last reading, and whatever it allows is
+ * handed to the parked coroutines; a coroutine always tries the operation before it parks, so
+ * readiness seen while nobody waits is never lost. The reading is deferred to a uv_prepare (run
+ * just before libuv polls) rather than done after every call because each reading costs ZeroMQ
+ * two system calls (getpid and poll of its mailbox): with many requests per loop turn, one
+ * reading covers them all. A receive that fails with EAGAIN has just drained the mailbox itself,
+ * so it leaves nothing to read unless a sender waits for POLLOUT.
  *
  * ROUTER (with ZMQ_ROUTER_MANDATORY) and XPUB (with ZMQ_XPUB_NODROP) report POLLOUT even while
  * the pipe they would use is full, so a blocked sender is retried on every event and also on a
@@ -35,9 +40,8 @@ void kl_frames_clear(kl_frames *f) {
 }
 
 /* zmq_msg_t must not be copied bytewise, so growing moves every frame with zmq_msg_move. */
-static int kl_frames_reserve_one(kl_frames *f) {
-    if (f->n < f->cap) return 0;
-    size_t cap = f->cap ? f->cap * 2 : 4;
+int kl_frames_reserve(kl_frames *f, size_t cap) {
+    if (cap <= f->cap) return 0;
     zmq_msg_t *v = malloc(cap * sizeof(*v));
     if (!v) return -ENOMEM;
     for (size_t i = 0; i < f->n; i++) {
@@ -49,6 +53,11 @@ static int kl_frames_reserve_one(kl_frames *f) {
     f->v = v;
     f->cap = cap;
     return 0;
+}
+
+static int kl_frames_reserve_one(kl_frames *f) {
+    if (f->n < f->cap) return 0;
+    return kl_frames_reserve(f, f->cap ? f->cap * 2 : 4);
 }
 
 int kl_frames_add(kl_frames *f, const void *data, size_t len) {
@@ -82,8 +91,10 @@ struct kl_zsock {
     void *sock;
     uv_poll_t poll;
     uv_timer_t retry;
-    kl_waitq readers;        /* parked in kl_zsock_recv, waiting for POLLIN */
-    kl_waitq senders;        /* parked in kl_zsock_send, waiting for slot_holder to be them */
+    uv_prepare_t recheck; /* active while dirty: reads ZMQ_EVENTS before the loop sleeps */
+    bool dirty;           /* a zmq call since the last ZMQ_EVENTS reading may have eaten ZMQ_FD */
+    kl_waitq readers;     /* parked in kl_zsock_recv, waiting for POLLIN */
+    kl_waitq senders;     /* parked in kl_zsock_send, waiting for slot_holder to be them */
     kl_coro *blocked_sender; /* owns the send slot, waiting for POLLOUT or the retry timer */
     unsigned retry_ms;
     kl_coro *slot_holder; /* the coroutine sending a message; others queue in senders */
@@ -113,6 +124,10 @@ static void kl_zsock_wake_all(kl_zsock *zs) {
  * Returns the events, so a caller that is not parked yet can act on what it just consumed. */
 static int kl_zsock_update(kl_zsock *zs) {
     if (zs->closing) return 0;
+    if (zs->dirty) {
+        zs->dirty = false;
+        uv_prepare_stop(&zs->recheck);
+    }
     int ev = 0;
     size_t len = sizeof(ev);
     if (zmq_getsockopt(zs->sock, ZMQ_EVENTS, &ev, &len) != 0) {
@@ -126,6 +141,17 @@ static int kl_zsock_update(kl_zsock *zs) {
         zs->blocked_sender = NULL;
     }
     return ev;
+}
+
+static void kl_zsock_on_recheck(uv_prepare_t *h) {
+    kl_zsock_update(h->data);
+}
+
+/* After a zmq call: ZMQ_EVENTS is read before the loop next sleeps. */
+static void kl_zsock_mark_dirty(kl_zsock *zs) {
+    if (zs->dirty || zs->closing) return;
+    zs->dirty = true;
+    uv_prepare_start(&zs->recheck, kl_zsock_on_recheck);
 }
 
 static void kl_zsock_on_poll(uv_poll_t *h, int status, int events) {
@@ -167,7 +193,11 @@ kl_zsock *kl_zsock_new(kl_loop *loop, void *zctx, int type) {
     zs->poll.data = zs;
     uv_timer_init(kl_loop_uv(loop), &zs->retry);
     zs->retry.data = zs;
-    zs->open_handles = 2;
+    uv_prepare_init(kl_loop_uv(loop), &zs->recheck);
+    zs->recheck.data = zs;
+    /* Only coroutines parked on the socket should keep the loop alive. */
+    uv_unref((uv_handle_t *)&zs->recheck);
+    zs->open_handles = 3;
     rc = uv_poll_start(&zs->poll, UV_READABLE, kl_zsock_on_poll);
     if (rc < 0) {
         kl_zsock_close(zs);
@@ -208,9 +238,11 @@ static void kl_zsock_maybe_free(kl_zsock *zs) {
     if (zs->closing && zs->open_handles == 0 && zs->busy == 0) free(zs);
 }
 
-/* Receives the parts of one message without waiting. 0, -EAGAIN, or -errno; *events is what
- * ZMQ_EVENTS said afterwards. */
-static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out, int *events) {
+/* Receives the parts of one message without waiting. 0, -EAGAIN, or -errno. */
+static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out) {
+    /* A Jupyter message is seven frames with one identity: one allocation holds it. Failing here
+     * is not fatal: each frame tries to grow the array again. */
+    (void)kl_frames_reserve(out, out->n + 8);
     zmq_msg_t m;
     zmq_msg_init(&m);
     int rc = 0;
@@ -231,7 +263,16 @@ static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out, int *events) {
         if (!more) break;
     }
     zmq_msg_close(&m);
-    *events = kl_zsock_update(zs);
+    /* EAGAIN: ZeroMQ processed its pending commands and still found no message, so nothing that
+     * arrived so far is waiting unannounced; only a blocked sender may have lost its POLLOUT. */
+    if (rc == -EAGAIN && !zs->blocked_sender) {
+        if (zs->dirty) {
+            zs->dirty = false;
+            uv_prepare_stop(&zs->recheck);
+        }
+    } else {
+        kl_zsock_mark_dirty(zs);
+    }
     return rc;
 }
 
@@ -246,12 +287,8 @@ int kl_zsock_recv(kl_zsock *zs, kl_frames *out) {
             rc = -ECANCELED;
             break;
         }
-        int ev;
-        rc = kl_zsock_try_recv(zs, out, &ev);
+        rc = kl_zsock_try_recv(zs, out);
         if (rc != -EAGAIN) break;
-        /* A message that arrived during the attempt was announced on ZMQ_FD, and reading
-         * ZMQ_EVENTS just cleared that; nobody would wake us for it. */
-        if (ev & ZMQ_POLLIN) continue;
         kl_waitq_push(&zs->readers, &w);
         kl_loop_park(zs->loop);
         kl_waitq_remove(&zs->readers, &w);
@@ -319,7 +356,7 @@ int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
             retried = false;
         }
     }
-    kl_zsock_update(zs);
+    kl_zsock_mark_dirty(zs);
     zs->slot_holder = NULL;
     if (!zs->closing && zs->senders.head) {
         zs->slot_holder = zs->senders.head->co;
@@ -354,6 +391,9 @@ void kl_zsock_close(kl_zsock *zs) {
     zs->closing = true;
     uv_poll_stop(&zs->poll);
     uv_timer_stop(&zs->retry);
+    uv_prepare_stop(&zs->recheck);
+    zs->dirty = false;
     uv_close((uv_handle_t *)&zs->poll, kl_zsock_on_closed);
     uv_close((uv_handle_t *)&zs->retry, kl_zsock_on_closed);
+    uv_close((uv_handle_t *)&zs->recheck, kl_zsock_on_closed);
 }

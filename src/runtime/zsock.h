@@ -18,6 +18,8 @@ typedef struct kl_frames {
 void kl_frames_init(kl_frames *f);
 /* Closes every frame; the struct can be reused. */
 void kl_frames_clear(kl_frames *f);
+/* Makes room for n frames in all, so that appending up to there never reallocates. 0 or -ENOMEM. */
+int kl_frames_reserve(kl_frames *f, size_t n);
 /* Appends a copy of data. 0 or -ENOMEM. */
 int kl_frames_add(kl_frames *f, const void *data, size_t len);
 /* Appends msg, taking ownership of its contents (msg is left empty). */

@@ -1,6 +1,8 @@
 /* Decoding and encoding whole messages: JSON parts, identities, buffers and the errors. */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -355,4 +357,194 @@ Test(message, nesting_at_the_limit_decodes_and_beyond_is_refused) {
     cr_assert_eq(msg.idents.n, 1, "identities are kept on error");
     free(ok);
     free(deep);
+}
+
+/* ---- encoding a child straight to frames (kl_msg_encode_child) ---- */
+
+static const char *const CLIENT_HEADER =
+    "{\"msg_id\": \"m1\", \"msg_type\": \"kernel_info_request\", \"session\": \"s1\", "
+    "\"username\": \"\xc3\xbc \\\"q\\\"\", \"date\": \"2024-01-02T03:04:05.000006Z\", "
+    "\"version\": \"5.4\"}";
+
+/* Decodes a request sent with the given header and two identities into msg. */
+static void receive_request(const char *header) {
+    static const char *const id[] = {"peer-1", "peer-2"};
+    const char *json[4] = {header, "{}", "{}", "{}"};
+    build_signed(id, 2, json);
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &msg, err, sizeof err), KL_MSG_OK, "%s", err);
+}
+
+static size_t frame_index(const kl_frames *f, const char *s) {
+    for (size_t i = 0; i < f->n; i++)
+        if (frame_is(f, i, s)) return i;
+    return f->n;
+}
+
+Test(message, child_encodes_like_init_child_and_encode) {
+    receive_request(CLIENT_HEADER);
+    json_t *content = json_pack("{s:s, s:[i, s]}", "status", "ok", "list", 1, "\xe2\x82\xac\n");
+
+    /* The reference: the generic path. */
+    kl_msg ref;
+    cr_assert_eq(kl_msg_init_child(&ref, &msg, "x_reply", "kernel-sess", json_incref(content)), 0);
+    kl_frames a;
+    kl_frames_init(&a);
+    cr_assert_eq(kl_msg_encode(&ref, &signer, &a), 0);
+
+    char id[KL_UUID_STRLEN] = "";
+    kl_msg_out o = {
+        .msg_type = "x_reply", .session = "kernel-sess", .content = content, .msg_id = id};
+    kl_frames b;
+    kl_frames_init(&b);
+    cr_assert_eq(kl_msg_encode_child(&msg, &o, &signer, &b), 0);
+    cr_assert_eq(strlen(id), 36, "the new msg_id is handed back: %s", id);
+
+    cr_assert_eq(a.n, b.n);
+    cr_assert_eq(b.n, 2 + 1 + 1 + 4);
+    cr_assert(frame_is(&b, 0, "peer-1") && frame_is(&b, 1, "peer-2") &&
+              frame_is(&b, 2, KL_WIRE_DELIM));
+    /* parent_header: the request's header exactly as the client wrote it, spaces and all */
+    cr_assert(frame_is(&b, 5, CLIENT_HEADER));
+    cr_assert(frame_is(&a, 5, CLIENT_HEADER), "init_child + encode share it too");
+    for (size_t i = 6; i < 8; i++)
+        cr_assert(kl_frames_size(&a, i) == kl_frames_size(&b, i) &&
+                      memcmp(kl_frames_data(&a, i), kl_frames_data(&b, i), kl_frames_size(&a, i)) ==
+                          0,
+                  "frame %zu", i);
+
+    /* The header text is what encoding kl_msg_header_new's object gives, up to id and date. */
+    json_t *hb = json_loadb(kl_frames_data(&b, 4), kl_frames_size(&b, 4), 0, NULL);
+    cr_assert_not_null(hb, "header is JSON");
+    cr_assert_str_eq(json_string_value(json_object_get(hb, "msg_id")), id);
+    json_object_set(hb, "date", json_object_get(ref.header, "date"));
+    json_object_set(hb, "msg_id", json_object_get(ref.header, "msg_id"));
+    char *want = json_dumps(ref.header, JSON_COMPACT), *got = json_dumps(hb, JSON_COMPACT);
+    cr_assert_str_eq(got, want, "same fields, same order");
+    free(want);
+    free(got);
+    json_decref(hb);
+
+    /* And it decodes, signature included. */
+    kl_msg back;
+    cr_assert_eq(kl_msg_decode(&b, &signer, &back, err, sizeof err), KL_MSG_OK, "%s", err);
+    cr_assert(json_equal(back.parent_header, msg.header));
+    cr_assert(json_equal(back.content, content));
+    cr_assert_str_eq(kl_msg_username(&back), "\xc3\xbc \"q\"", "username comes from the parent");
+    cr_assert_str_eq(kl_msg_id(&back), id);
+    kl_msg_clear(&back);
+    kl_msg_clear(&ref);
+    kl_frames_clear(&a);
+    json_decref(content);
+}
+
+Test(message, child_with_topic_text_content_and_buffers) {
+    receive_request(GOOD_HEADER);
+    static const char text[] = "{\"execution_state\":\"busy\"}";
+    kl_frames bufs;
+    kl_frames_init(&bufs);
+    add_str(&bufs, "raw-1");
+    add_str(&bufs, "raw-2");
+    kl_msg_out o = {.msg_type = "status",
+                    .session = "kernel-sess",
+                    .topic = "session.s1.status",
+                    .content_text = {text, sizeof text - 1},
+                    .buffers = &bufs};
+    cr_assert_eq(kl_msg_encode_child(&msg, &o, &signer, &frames), 0);
+    cr_assert_eq(bufs.n, 0, "buffers are consumed");
+    cr_assert_eq(frames.n, 1 + 1 + 1 + 4 + 2);
+    cr_assert(frame_is(&frames, 0, "session.s1.status"), "the topic replaces the identities");
+    cr_assert(frame_is(&frames, 6, text));
+    cr_assert_eq(kl_frames_data(&frames, 6), (const void *)text, "constant content is not copied");
+    cr_assert(frame_is(&frames, 8, "raw-2"));
+    kl_msg back;
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &back, err, sizeof err), KL_MSG_OK, "%s", err);
+    cr_assert_str_eq(kl_msg_type(&back), "status");
+    cr_assert_str_eq(json_string_value(json_object_get(back.content, "execution_state")), "busy");
+    cr_assert_eq(back.buffers.n, 2);
+    kl_msg_clear(&back);
+}
+
+Test(message, child_without_parent_has_empty_parent_and_kernel_username) {
+    kl_msg_out o = {.msg_type = "status", .session = "k"};
+    cr_assert_eq(kl_msg_encode_child(NULL, &o, &signer, &frames), 0);
+    cr_assert_eq(frames.n, 6, "no identities");
+    cr_assert(frame_is(&frames, 3, "{}") && frame_is(&frames, 4, "{}") &&
+              frame_is(&frames, 5, "{}"));
+    cr_assert_eq(kl_msg_decode(&frames, &signer, &msg, err, sizeof err), KL_MSG_OK, "%s", err);
+    cr_assert_str_eq(kl_msg_username(&msg), "kernel");
+}
+
+Test(message, completed_header_is_written_again_not_echoed) {
+    /* No username: decode adds "", so the received text no longer spells the header. */
+    static const char *const bare = "{\"msg_id\":\"i\",\"msg_type\":\"t\",\"session\":\"s\"}";
+    receive_request(bare);
+    cr_assert_eq(msg.header_text.n, 0);
+    kl_msg_out o = {.msg_type = "status", .session = "k"};
+    kl_frames out;
+    kl_frames_init(&out);
+    cr_assert_eq(kl_msg_encode_child(&msg, &o, &signer, &out), 0);
+    size_t delim = frame_index(&out, KL_WIRE_DELIM);
+    json_t *parent =
+        json_loadb(kl_frames_data(&out, delim + 3), kl_frames_size(&out, delim + 3), 0, NULL);
+    cr_assert(json_equal(parent, msg.header), "the parent header as decoded, username included");
+    json_decref(parent);
+    kl_frames_clear(&out);
+}
+
+Test(message, replaced_header_is_not_echoed) {
+    receive_request(GOOD_HEADER);
+    cr_assert_eq(msg.header_text.n, 1, "an unchanged header keeps its text");
+    json_decref(msg.header);
+    msg.header = json_pack("{s:s, s:s, s:s, s:s}", "msg_id", "other", "msg_type", "t", "session",
+                           "s", "username", "u");
+    cr_assert_eq(kl_msg_encode(&msg, &signer, &frames), 0);
+    size_t delim = frame_index(&frames, KL_WIRE_DELIM);
+    cr_assert(frame_is(&frames, delim + 2,
+                       "{\"msg_id\":\"other\",\"msg_type\":\"t\",\"session\":\"s\",\"username\":"
+                       "\"u\"}"));
+}
+
+Test(message, signer_reused_across_many_messages) {
+    /* Each signature restarts one keyed context: results must not depend on what came before. */
+    kl_slice p1[4] = {{"{\"a\":1}", 7}, {"{}", 2}, {"{}", 2}, {"{}", 2}};
+    kl_slice p2[4] = {{"{\"b\":2}", 7}, {"", 0}, {"{}", 2}, {"x", 1}};
+    char first1[KL_SIG_HEX_MAX], first2[KL_SIG_HEX_MAX], hex[KL_SIG_HEX_MAX];
+    cr_assert_eq(kl_signer_sign(&signer, p1, first1), 0);
+    cr_assert_eq(kl_signer_sign(&signer, p2, first2), 0);
+    cr_assert_str_neq(first1, first2);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(kl_signer_sign(&signer, i % 2 ? p2 : p1, hex), 0);
+        cr_assert_str_eq(hex, i % 2 ? first2 : first1);
+    }
+}
+
+typedef struct sign_job {
+    const kl_signer *s;
+    const char *want;
+    int bad;
+} sign_job;
+
+static void *sign_many(void *arg) {
+    sign_job *j = arg;
+    kl_slice p[4] = {{"{\"a\":1}", 7}, {"{}", 2}, {"{}", 2}, {"{}", 2}};
+    char hex[KL_SIG_HEX_MAX];
+    for (int i = 0; i < 2000; i++)
+        if (kl_signer_sign(j->s, p, hex) != 0 || strcmp(hex, j->want) != 0) j->bad++;
+    return NULL;
+}
+
+Test(message, signer_is_safe_across_threads) {
+    kl_slice p[4] = {{"{\"a\":1}", 7}, {"{}", 2}, {"{}", 2}, {"{}", 2}};
+    char want[KL_SIG_HEX_MAX];
+    cr_assert_eq(kl_signer_sign(&signer, p, want), 0);
+    pthread_t th[4];
+    sign_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (sign_job){&signer, want, 0};
+        cr_assert_eq(pthread_create(&th[i], NULL, sign_many, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(jobs[i].bad, 0, "thread %d", i);
+    }
 }

@@ -1,8 +1,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/zsock.h"
 
@@ -58,6 +60,21 @@ Test(zsock, frames_grow_and_keep_their_contents) {
     cr_assert(frame_is(&f, 41, "abc"));
     kl_frames_clear(&f);
     cr_assert_eq(f.n, 0);
+}
+
+Test(zsock, reserve_keeps_frames_and_makes_room) {
+    kl_frames f;
+    kl_frames_init(&f);
+    cr_assert_eq(kl_frames_add(&f, "one", 3), 0);
+    cr_assert_eq(kl_frames_reserve(&f, 9), 0);
+    cr_assert_geq(f.cap, 9);
+    zmq_msg_t *v = f.v;
+    for (int i = 0; i < 8; i++) cr_assert_eq(kl_frames_add(&f, "x", 1), 0);
+    cr_assert_eq(f.v, v, "no reallocation up to the reserved count");
+    cr_assert_eq(kl_frames_reserve(&f, 2), 0, "reserving less than held is a no-op");
+    cr_assert_eq(f.n, 9);
+    cr_assert(frame_is(&f, 0, "one"));
+    kl_frames_clear(&f);
 }
 
 /* ---- ROUTER/DEALER multipart with identity ---- */
@@ -511,4 +528,98 @@ Test(zsock, close_cancels_a_sender_parked_on_the_high_water_mark) {
     cr_assert_gt(b.sent, 0);
     cr_assert_lt(b.sent, 100, "the high-water mark stopped the sender (%d sent)", b.sent);
     kl_zsock_close(pull);
+}
+
+/* ---- a reader parked while the same socket sends ----
+ * A send lets ZeroMQ process its pending commands (at most once a millisecond), which swallows the
+ * ZMQ_FD signal that announced a reply for the parked reader; ZeroMQ announces nothing more on
+ * that pipe until the reader has drained it. The socket reads ZMQ_EVENTS again before the loop
+ * sleeps, so the reader must still wake: a lost wake-up hangs this test. The echo runs on its own
+ * thread and the sender busy-waits between sends, so each reply lands while the loop is not
+ * polling and the next send is the call that finds it. */
+
+enum { EC_COUNT = 40 };
+
+typedef struct {
+    kl_zsock *client;
+    void *server; /* raw ROUTER, used by the echo thread only */
+    int sent, received, bad;
+} ec_state;
+
+static void *ec_echo_thread(void *arg) {
+    ec_state *s = arg;
+    for (int i = 0; i < EC_COUNT; i++) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, s->server, 0) < 0 || zmq_msg_recv(&body, s->server, 0) < 0 ||
+            zmq_msg_send(&id, s->server, ZMQ_SNDMORE) < 0 || zmq_msg_send(&body, s->server, 0) < 0)
+            s->bad++;
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    return NULL;
+}
+
+static void ec_reader_fn(void *arg) {
+    ec_state *s = arg;
+    while (s->received < EC_COUNT) {
+        kl_frames f;
+        kl_frames_init(&f);
+        if (kl_zsock_recv(s->client, &f) != 0) {
+            s->bad++;
+            return;
+        }
+        uint32_t seq = UINT32_MAX;
+        if (f.n == 1 && kl_frames_size(&f, 0) == 4) memcpy(&seq, kl_frames_data(&f, 0), 4);
+        if ((int)seq != s->received) s->bad++;
+        kl_frames_clear(&f);
+        s->received++;
+    }
+}
+
+static double ec_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void ec_sender_fn(void *arg) {
+    ec_state *s = arg;
+    for (uint32_t i = 0; i < EC_COUNT; i++) {
+        kl_frames f;
+        kl_frames_init(&f);
+        kl_frames_add(&f, &i, sizeof(i));
+        if (kl_zsock_send(s->client, &f) != 0) s->bad++;
+        s->sent++;
+        /* Without yielding: the loop cannot poll while the reply comes back. */
+        double until = ec_now_ms() + 3;
+        while (ec_now_ms() < until) {
+        }
+    }
+}
+
+Test(zsock, reader_parked_while_its_socket_sends_still_wakes) {
+    ec_state s = {0};
+    s.client = kl_zsock_new(loop, zctx, ZMQ_DEALER);
+    s.server = zmq_socket(zctx, ZMQ_ROUTER);
+    cr_assert(s.client && s.server);
+    cr_assert_eq(zmq_bind(s.server, "tcp://127.0.0.1:*"), 0);
+    char ep[256];
+    size_t len = sizeof ep;
+    cr_assert_eq(zmq_getsockopt(s.server, ZMQ_LAST_ENDPOINT, ep, &len), 0);
+    cr_assert_eq(kl_zsock_connect(s.client, ep), 0);
+    pthread_t echo;
+    cr_assert_eq(pthread_create(&echo, NULL, ec_echo_thread, &s), 0);
+    kl_loop_spawn(loop, ec_reader_fn, &s, 0);
+    kl_loop_spawn(loop, ec_sender_fn, &s, 0);
+    kl_loop_run(loop);
+    pthread_join(echo, NULL);
+    cr_assert_eq(s.bad, 0, "every reply arrived, in order");
+    cr_assert_eq(s.sent, EC_COUNT);
+    cr_assert_eq(s.received, EC_COUNT);
+    kl_zsock_close(s.client);
+    int linger = 0;
+    zmq_setsockopt(s.server, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_close(s.server);
 }
