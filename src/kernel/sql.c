@@ -35,6 +35,25 @@
 /* %connect gives up on an endpoint that does not answer its first call within this time. */
 #define CONNECT_TIMEOUT_MS 15000
 
+/* A ReleaseExecute normally answers within a millisecond; one that takes longer is given up
+ * (the server drops an operation nobody is attached to after 5 minutes anyway). Also how long a
+ * shutdown may wait for the releases still in flight, as for ReleaseSession. */
+#define RELEASE_TIMEOUT_MS 2000
+
+typedef struct kl_tenant_remote kl_tenant_remote;
+
+/* One ReleaseExecute, sent and waited for by a coroutine of its own, so that no cell waits a
+ * round trip for it and releases run concurrently. */
+typedef struct release_job release_job;
+struct release_job {
+    kl_sql *s;
+    kl_spark_release *r;
+    /* The %connect endpoint whose channel the release goes to, held while the job lives (a
+     * switch or a closing connection would free the channel); NULL: the kernel's channel. */
+    kl_tenant_remote *tr;
+    release_job *prev, *next;
+};
+
 struct kl_sql {
     kl_kernel *k;
     int64_t display_limit;
@@ -44,12 +63,14 @@ struct kl_sql {
     kl_spark_local *local_server;
     kl_grpc *grpc;
     kl_grpc_channel *chan;
-    char endpoint[512]; /* redacted, for messages */
+    char endpoint[512];    /* redacted, for messages */
+    release_job *releases; /* in flight */
+    kl_coro *drain_waiter; /* kl_sql_shutdown, woken as the last release ends */
 };
 
 /* A connection's own endpoint, chosen with %connect. */
-typedef struct kl_tenant_remote kl_tenant_remote;
 struct kl_tenant_remote {
+    int refs;              /* the tenant's, and one per release_job in flight on chan */
     kl_sc_remote remote;   /* the URL's parts; a token is wiped before it is freed */
     kl_grpc_channel *chan; /* NULL after `%connect local`: the kernel's channel */
     char endpoint[512];    /* redacted, for messages */
@@ -58,8 +79,9 @@ struct kl_tenant_remote {
     char session_id[KL_UUID_STRLEN];
 };
 
+/* Drops a reference; the last one frees. */
 static void tenant_remote_free(kl_tenant_remote *tr) {
-    if (!tr) return;
+    if (!tr || --tr->refs > 0) return;
     if (tr->chan) kl_grpc_channel_free(tr->chan);
     if (tr->remote.token) explicit_bzero(tr->remote.token, strlen(tr->remote.token));
     kl_sc_remote_free(&tr->remote);
@@ -96,9 +118,11 @@ kl_sql *kl_sql_new(kl_kernel *k, const char *remote_option, int64_t display_limi
     return s;
 }
 
-/* gRPC starts with the first SQL cell, not with the kernel: its initialisation costs start-up
- * time and resident memory that a kernel used only for magics never needs. */
+/* Coroutine. gRPC starts with the first SQL cell, not with the kernel: its initialisation costs
+ * start-up time and resident memory that a kernel used only for magics never needs. */
 static kl_grpc_channel *open_channel(kl_sql *s, const kl_sc_remote *r, char *err, size_t errlen) {
+    /* Binding the library reads ~60 files: on the pool, not on the loop thread. */
+    if (!s->grpc && kl_grpc_load_on(s->k->pool, err, errlen) != 0) return NULL;
     if (!s->grpc) s->grpc = kl_grpc_new(s->k->loop, 1);
     if (!s->grpc) {
         snprintf(err, errlen, "the gRPC driver could not start");
@@ -628,6 +652,7 @@ typedef struct render_job {
     int64_t limit;
     kl_sql_output output;
     kl_render_options opts;
+    kl_table *tbl; /* decoded; freed by render_tables */
     char *text, *html;
     json_t *json;
     size_t ncols;
@@ -635,20 +660,25 @@ typedef struct render_job {
     char err[KL_RENDER_ERRLEN];
 } render_job;
 
-/* Pool: Arrow decoding and rendering are too heavy for the loop thread. */
-static void render_work(void *arg) {
-    render_job *j = arg;
-    kl_table *tbl = kl_table_new(j->limit);
-    if (!tbl) {
+/* Decodes the Arrow batches into j->tbl (zero-copy: the table points into j->b). */
+static void render_decode(render_job *j) {
+    j->tbl = kl_table_new(j->limit);
+    if (!j->tbl) {
         j->rc = -ENOMEM;
+        snprintf(j->err, sizeof j->err, "out of memory");
         return;
     }
     if (j->b->schema_resp) /* best effort: without it, cells follow the Arrow types */
-        kl_table_apply_spark_schema(tbl, j->b->schema_resp->schema);
+        kl_table_apply_spark_schema(j->tbl, j->b->schema_resp->schema);
     for (size_t i = 0; i < j->b->n && j->rc == 0; i++)
-        j->rc = kl_table_add_ipc(tbl, j->b->v[i].data, j->b->v[i].len, j->err);
-    const kl_arrow_schema *schema = kl_table_schema(tbl);
+        j->rc = kl_table_add_ipc(j->tbl, j->b->v[i].data, j->b->v[i].len, j->err);
+    const kl_arrow_schema *schema = kl_table_schema(j->tbl);
     j->ncols = schema ? schema->n_fields : 0;
+}
+
+/* Renders j->tbl in j->output's representations, then frees it. */
+static void render_tables(render_job *j) {
+    kl_table *tbl = j->tbl;
     if (j->rc == 0 && j->ncols > 0) {
         if (kl_table_rows_seen(tbl) > j->limit) kl_table_set_more(tbl);
         size_t len;
@@ -670,7 +700,15 @@ static void render_work(void *arg) {
                 j->rc = kl_json_render(tbl, &j->opts, &j->json, j->err);
         }
     }
-    kl_table_free(tbl);
+    if (tbl) kl_table_free(tbl);
+    j->tbl = NULL;
+}
+
+/* Pool: Arrow decoding and rendering are too heavy for the loop thread. */
+static void render_work(void *arg) {
+    render_job *j = arg;
+    if (!j->tbl && j->rc == 0) render_decode(j);
+    render_tables(j);
 }
 
 static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, kl_sql_output output,
@@ -681,6 +719,7 @@ static int publish_rows(kl_magic_ctx *c, batches *b, int64_t limit, kl_sql_outpu
     j.opts.max_rows = limit;
     j.opts.truncate = c->t->truncation ? KL_RENDER_DEFAULT_TRUNCATE : 0;
     j.opts.show_types = c->t->showtypes;
+    /* Even a one-cell result is decoded on the pool: the loop thread never decodes Arrow. */
     kl_pool_run(c->k->pool, render_work, &j);
     int rc = 0;
     if (j.rc != 0) {
@@ -729,12 +768,79 @@ static kl_spark_client *tenant_client(kl_magic_ctx *c, kl_grpc_channel *ch) {
     return t->spark;
 }
 
-/* Best effort: tells the server it may drop what it keeps for reattaching. */
-static void release(kl_spark_client *client, const char *op) {
-    kl_grpc_call_opts o = {.timeout_ms = 5000};
+/* ---- releasing operations ------------------------------------------------------------------ */
+
+/* Coroutine, one per release: sends it, logs the outcome. Never the user's concern: the cell has
+ * answered, and the server drops an operation nobody released after its own timeout. */
+static void release_main(void *arg) {
+    release_job *j = arg;
+    kl_sql *s = j->s;
+    kl_grpc_call_opts o = {.timeout_ms = RELEASE_TIMEOUT_MS};
     kl_grpc_status st = {0};
-    kl_spark_client_release_execute(client, op, &o, &st);
+    const char *op = kl_spark_release_operation_id(j->r);
+    if (kl_spark_release_send(j->r, &o, &st) == 0)
+        KL_DEBUG("sql", "operation %s: ReleaseExecute done", op);
+    else /* an invalid handle: the session went first (%connect, a restart), nothing to free */
+        kl_log_write(st.details && strstr(st.details, "INVALID_HANDLE") ? KL_LOG_DEBUG
+                                                                        : KL_LOG_WARN,
+                     "sql", "operation %s: ReleaseExecute failed with %s: %s", op,
+                     kl_grpc_code_name(st.code), st.details ? st.details : "");
     kl_grpc_status_clear(&st);
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        s->releases = j->next;
+    if (j->next) j->next->prev = j->prev;
+    if (!s->releases && s->drain_waiter) kl_loop_wake(s->k->loop, s->drain_waiter);
+    tenant_remote_free(j->tr);
+    kl_spark_release_free(j->r);
+    free(j);
+}
+
+/* Tells the server it may drop what it keeps of operation op for reattaching, without waiting
+ * for the answer. Best effort. The release starts as soon as this cell parks, which for a query's
+ * SqlCommand is while it waits for the relation's results: measured, that costs the cell less
+ * than starting it after the reply, when it competes with the reply for the CPU. */
+static void release_later(kl_magic_ctx *c, kl_spark_client *client, const char *op) {
+    kl_sql *s = c->k->sql;
+    kl_tenant_remote *tr = c->t->remote;
+    kl_grpc_channel *ch = kl_spark_client_channel(client);
+    if (!tr || tr->chan != ch) tr = NULL;
+    if (!tr && ch != s->chan) { /* not a channel this module owns: cannot keep it open */
+        KL_WARN("sql", "operation %s: not released (its channel is gone)", op);
+        return;
+    }
+    release_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        KL_WARN("sql", "operation %s: no memory to release it; the server drops it later", op);
+        return;
+    }
+    j->s = s;
+    j->r = kl_spark_client_release_prepare(client, op);
+    j->tr = tr;
+    /* Started on the loop's next turn, after this cell has moved on. */
+    if (!kl_loop_spawn(c->k->loop, release_main, j, 0)) {
+        KL_WARN("sql", "operation %s: no coroutine to release it; the server drops it later", op);
+        kl_spark_release_free(j->r);
+        free(j);
+        return;
+    }
+    if (tr) tr->refs++;
+    j->next = s->releases;
+    if (s->releases) s->releases->prev = j;
+    s->releases = j;
+    KL_DEBUG("sql", "operation %s: ReleaseExecute queued", op);
+}
+
+/* Coroutine, at shutdown: waits for the releases in flight (each ends within
+ * RELEASE_TIMEOUT_MS). */
+static void drain_releases(kl_sql *s) {
+    if (!s->releases) return;
+    s->drain_waiter = kl_coro_current();
+    uint64_t deadline = uv_hrtime() + 2 * RELEASE_TIMEOUT_MS * 1000000ull;
+    while (s->releases && uv_hrtime() < deadline) kl_loop_sleep(s->k->loop, 50);
+    s->drain_waiter = NULL;
+    if (s->releases) KL_WARN("sql", "ReleaseExecute calls still unanswered at shutdown");
 }
 
 /* ExecutePlan of a SqlCommand, as the official clients run spark.sql(): with its parameters as
@@ -778,17 +884,26 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
         kl_spark_client *client = tenant_client(c, current_channel(c));
         if (!client) break;
         kl_spark_exec *e;
-        if (ss.got_any)
+        const char *what;
+        if (ss.got_any) {
+            what = "ReattachExecute";
             e = kl_spark_client_reattach(client, op, ss.last_response_id, &opts);
-        else if (rel)
+        } else if (rel) {
+            what = "ExecutePlan of the relation";
             e = kl_spark_client_execute_relation(client, rel, (int32_t)limit + 1, &opts);
-        else
+        } else {
+            what = "ExecutePlan of the SqlCommand";
             e = start_command(client, stmt, args, &opts);
+        }
+        KL_DEBUG("sql", "operation %s: %s sent", op, what);
         kl_grpc_status st = {0};
         bool had_any = ss.got_any;
         uint64_t seen = ss.responses;
         uint64_t opened_ns = uv_hrtime();
         int rc = drain(c, e, b, rel_resp, &st, &ss, p);
+        KL_DEBUG("sql", "operation %s: stream ended (%s) after %llu responses%s", op,
+                 kl_grpc_code_name(st.code), (unsigned long long)(ss.responses - seen),
+                 ss.complete ? ", result complete" : "");
         if (ss.responses > seen) failures = 0; /* progress: only consecutive failures count */
         kl_spark_exec_free(e);
         if (rc == 1) {
@@ -797,12 +912,13 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
             kl_grpc_status ist = {0};
             kl_spark_client_interrupt(client, op, &o, &ist);
             kl_grpc_status_clear(&ist);
-            release(client, op);
+            release_later(c, client, op);
             kl_grpc_status_clear(&st);
             result = kl_ctx_error(c, "KeyboardInterrupt", "the query was interrupted");
             break;
         }
         if (rc == -2) {
+            release_later(c, client, op); /* a release_all also stops it if it still runs */
             kl_grpc_status_clear(&st);
             break;
         }
@@ -813,7 +929,7 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
                 kl_spark_client_interrupt(client, op, &o, &ist);
                 kl_grpc_status_clear(&ist);
             }
-            release(client, op);
+            release_later(c, client, op);
             kl_grpc_status_clear(&st);
             result = 0;
             break;
@@ -836,6 +952,11 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
         kl_spark_error_from_status(&err, (int)st.code, st.details, st.details_bin,
                                    st.details_bin_len);
         bool not_found = err.error_class && strstr(err.error_class, "OPERATION_NOT_FOUND");
+        /* A Spark error ends the stream but not the operation: the server keeps it (and
+         * answers a reattach with the same error) until it is released. An invalid handle
+         * means it holds nothing; a transport failure before any response, most likely too. */
+        bool server_keeps =
+            err.error_class ? strstr(err.error_class, "INVALID_HANDLE") == NULL : ss.got_any;
         if (session_lost(&err) && !session_reset && !c->k->shutting_down) {
             /* Nothing of this operation survives a new session: start it over there. */
             kl_spark_error_free(&err);
@@ -858,6 +979,7 @@ static int run_plan(kl_magic_ctx *c, const char *stmt, Spark__Connect__Relation 
             ss.got_any = false;
         }
         if (!retry) {
+            if (server_keeps) release_later(c, client, op);
             kl_sql_report(c, &st, stmt);
             kl_grpc_status_clear(&st);
             break;
@@ -1174,6 +1296,7 @@ int kl_sql_connect(kl_magic_ctx *c, const char *url, bool ask_token) {
         free(tr);
         return kl_ctx_error(c, "MemoryError", "out of memory");
     }
+    tr->refs = 1;
     kl_grpc_channel *ch;
     char err[512];
     if (to_default) {
@@ -1323,6 +1446,9 @@ static void collect_owner(const char *key, void *value, void *arg) {
 
 void kl_sql_shutdown(kl_sql *s) {
     if (!s) return;
+    /* Before the sessions go: releasing a session drops its operations, so a release still in
+     * flight would then fail for nothing. */
+    drain_releases(s);
     if (s->chan) {
         /* Collected first: each release parks, and the map must not be walked across a park. */
         owners w = {.shared = s->k->opts.shared_session};

@@ -353,8 +353,14 @@ int kl_spark_client_interrupt(kl_spark_client *c, const char *operation_id,
     return 0;
 }
 
-int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
-                                    const kl_grpc_call_opts *opt, kl_grpc_status *st) {
+struct kl_spark_release {
+    kl_grpc_channel *ch;
+    uint8_t *req;
+    size_t len;
+    char *operation_id;
+};
+
+kl_spark_release *kl_spark_client_release_prepare(kl_spark_client *c, const char *operation_id) {
     Spark__Connect__ReleaseExecuteRequest req = SPARK__CONNECT__RELEASE_EXECUTE_REQUEST__INIT;
     Spark__Connect__ReleaseExecuteRequest__ReleaseAll all =
         SPARK__CONNECT__RELEASE_EXECUTE_REQUEST__RELEASE_ALL__INIT;
@@ -362,13 +368,39 @@ int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id
     req.operation_id = (char *)operation_id;
     req.release_case = SPARK__CONNECT__RELEASE_EXECUTE_REQUEST__RELEASE_RELEASE_ALL;
     req.release_all = &all;
-    ProtobufCMessage *m;
-    if (call_unary(c, "ReleaseExecute", &req.base,
-                   &spark__connect__release_execute_response__descriptor, opt, &m, st) != 0)
+    kl_spark_release *r = calloc(1, sizeof *r);
+    if (!r) abort();
+    r->ch = c->ch;
+    r->operation_id = xstrdup(operation_id);
+    r->req = pack(&req.base, &r->len);
+    return r;
+}
+
+const char *kl_spark_release_operation_id(const kl_spark_release *r) {
+    return r->operation_id;
+}
+
+int kl_spark_release_send(kl_spark_release *r, const kl_grpc_call_opts *opt, kl_grpc_status *st) {
+    kl_grpc_bytes out;
+    if (kl_grpc_unary(r->ch, KL_SPARK_SERVICE "ReleaseExecute", r->req, r->len, opt, &out, st) != 0)
         return -1;
-    observe_session(c, ((Spark__Connect__ReleaseExecuteResponse *)m)->server_side_session_id);
-    protobuf_c_message_free_unpacked(m, NULL);
+    free(out.data); /* it only echoes the ids */
     return 0;
+}
+
+void kl_spark_release_free(kl_spark_release *r) {
+    if (!r) return;
+    free(r->req);
+    free(r->operation_id);
+    free(r);
+}
+
+int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
+                                    const kl_grpc_call_opts *opt, kl_grpc_status *st) {
+    kl_spark_release *r = kl_spark_client_release_prepare(c, operation_id);
+    int rc = kl_spark_release_send(r, opt, st);
+    kl_spark_release_free(r);
+    return rc;
 }
 
 int kl_spark_client_release_session(kl_spark_client *c, const kl_grpc_call_opts *opt,

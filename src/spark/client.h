@@ -109,6 +109,18 @@ int kl_spark_client_interrupt(kl_spark_client *c, const char *operation_id,
 /* Coroutine: ReleaseExecute release_all: the server may drop a reattachable operation's results. */
 int kl_spark_client_release_execute(kl_spark_client *c, const char *operation_id,
                                     const kl_grpc_call_opts *opt, kl_grpc_status *st);
+
+/* A ReleaseExecute prepared now and sent later by another coroutine, as the official clients
+ * release in the background once they have consumed a stream: the request is packed from c at
+ * once, so c may be freed before it is sent. */
+typedef struct kl_spark_release kl_spark_release;
+/* release_all of operation_id, on c's channel, which must still be open when
+ * kl_spark_release_send starts (the call holds it from then on). Never NULL. */
+kl_spark_release *kl_spark_client_release_prepare(kl_spark_client *c, const char *operation_id);
+const char *kl_spark_release_operation_id(const kl_spark_release *r);
+/* Coroutine: sends it and waits for the answer; 0, or -1 with st set. Once at most. */
+int kl_spark_release_send(kl_spark_release *r, const kl_grpc_call_opts *opt, kl_grpc_status *st);
+void kl_spark_release_free(kl_spark_release *r);
 /* Coroutine: one Config operation (op borrowed). 0 with *resp (free with
  * spark__connect__config_response__free_unpacked(*resp, NULL)), or -1 with st set. */
 int kl_spark_client_config(kl_spark_client *c, Spark__Connect__ConfigRequest__Operation *op,
