@@ -10,6 +10,10 @@ pyspark interleaved, N calls of one parameterised statement with a cached plan:
   (topic "session.<id>.comm_msg"), as a tenant-aware client may, so Python does not decode the
   busy/idle status messages that surround every call.
 - Kindling, pipelined: the comm opened with "concurrency": C, W calls in flight.
+- Kindling, batched: the comm opened with "concurrency": BC (--batch-concurrency) and BW calls in
+  flight (--batch-window, default 1,000: a client sending a thousand parameter values at once), so
+  the kernel finds many calls waiting and runs them as one Spark query (docs/comm.md,
+  "Batching"); BN (--batch-calls) calls a figure.
 - pyspark: spark.sql(query, args={...}).collect() in a loop, and the same from C threads.
 
 Each figure is calls/s over the N calls and the p50/p99 of the per-call latency (send to answer);
@@ -18,6 +22,8 @@ temporary view (each call is a Spark job), and an expression of the parameter al
 it without a job). Both sides see the same view in their own session.
 
     .venv/bin/python bench/comm_rpc.py [--calls 500] [--repeats 5] [--kindling build/kindling]
+        [--batch-calls 5000 --batch-window 1000 --batch-concurrency 2]
+        [--modes kindling_batch,pyspark_threads] [--statements lookup] [--remote sc://...]
 
 Writes bench/comm_results.md (the table) and bench/comm_results.json (every raw figure).
 """
@@ -54,6 +60,7 @@ STATEMENTS = {
     "expression": "SELECT :id * 2 AS twice, concat('name-', :id) AS name",
 }
 TARGET_CALLS_S = 2000.0
+MODES = ("kindling_seq", "pyspark_seq", "kindling_pipe", "pyspark_threads", "kindling_batch")
 
 
 def log(msg: str) -> None:
@@ -68,7 +75,25 @@ def pct(xs: list[float], p: float) -> float:
 
 def summary(latencies: list[float], wall: float) -> dict:
     return {"calls": len(latencies), "calls_s": len(latencies) / wall,
-            "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3}
+            "p50_ms": pct(latencies, 50) * 1e3, "p99_ms": pct(latencies, 99) * 1e3,
+            "loadavg_1m": os.getloadavg()[0]}
+
+
+_IOPUB: dict[int, "zmq.Socket"] = {}
+
+
+def comm_answers(kernel: KindlingKernel, session: Session) -> "zmq.Socket":
+    """One IOPub subscription per kernel, shared by every comm client: a subscriber that nobody
+    reads would receive every comm answer of the connection and, once its queue is full, hold up
+    the kernel's IOPub (which does not drop messages) for everyone."""
+    sock = _IOPUB.get(id(kernel))
+    if sock is None:
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, f"session.{session.session}.comm_msg".encode())
+        sock.connect(kernel.kc._make_url("iopub"))
+        time.sleep(0.3)  # let the subscription reach the kernel before the first answer
+        _IOPUB[id(kernel)] = sock
+    return sock
 
 
 class CommClient:
@@ -82,10 +107,7 @@ class CommClient:
         self.ctx = zmq.Context.instance()
         self.shell = self.ctx.socket(zmq.DEALER)
         self.shell.connect(kc._make_url("shell"))
-        self.iopub = self.ctx.socket(zmq.SUB)
-        self.iopub.setsockopt(zmq.SUBSCRIBE, f"session.{self.session.session}.comm_msg".encode())
-        self.iopub.connect(kc._make_url("iopub"))
-        time.sleep(0.3)  # let the subscription reach the kernel before the first answer
+        self.iopub = comm_answers(kernel, self.session)
         self.comm_id = uuid.uuid4().hex
         # No statement: the kindling.echo target, which answers every message with itself.
         self.echo = sql is None
@@ -99,7 +121,7 @@ class CommClient:
                                                    "data": {"request_id": rid, "params": {"id": value}}})
 
     def recv(self) -> dict:
-        while True:  # the kernel greets the subscription with an iopub_welcome first
+        while True:  # skip the iopub_welcome and any answer of another (earlier) comm
             _, msg = self.session.recv(self.iopub, mode=0)
             if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == self.comm_id:
                 break
@@ -132,7 +154,6 @@ class CommClient:
     def close(self) -> None:
         self.session.send(self.shell, "comm_close", {"comm_id": self.comm_id, "data": {}})
         self.shell.close(linger=1000)
-        self.iopub.close(linger=0)
 
 
 def pyspark_run(spark, sql: str, n: int, threads: int, first: int) -> dict:
@@ -174,6 +195,13 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=8, help="pipelined calls / pyspark threads")
     ap.add_argument("--window", type=int, default=16, help="calls in flight when pipelined")
+    ap.add_argument("--batch-calls", type=int, default=5000, help="calls per batched figure")
+    ap.add_argument("--batch-window", type=int, default=1000, help="calls in flight, batched mode")
+    ap.add_argument("--batch-concurrency", type=int, default=2,
+                    help="\"concurrency\" of the batched mode's comm")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
+    ap.add_argument("--statements", default="echo," + ",".join(STATEMENTS),
+                    help="comma-separated subset of echo, " + ", ".join(STATEMENTS))
     ap.add_argument("--warmup", type=int, default=300, help="warm-up calls per statement and side")
     ap.add_argument("--kindling", default=str(REPO / "build" / "kindling"))
     ap.add_argument("--remote", help="use this sc:// server instead of starting one")
@@ -194,22 +222,34 @@ def main() -> int:
         log(f"server {url}; starting the kernel")
         kernel = KindlingKernel(args.kindling, url, work)
         kernel.execute(VIEW)
+        # The kernel client's own IOPub subscription (everything) is never read from here on: it
+        # would collect every status and answer of the run and, once full, hold up the kernel's
+        # IOPub, which does not drop messages. The comm clients share one subscription instead.
+        kernel.kc.iopub_channel.close()
         spark = SparkSession.builder.remote(url).getOrCreate()
         spark.sql(VIEW)
         conc = args.concurrency
-        modes = [
+        wanted = set(args.modes.split(","))
+        modes = [(m, f) for m, f in [
             ("kindling_seq", lambda c, s, f: c["seq"].run(args.calls, 1, f)),
             ("pyspark_seq", lambda c, s, f: pyspark_run(spark, s, args.calls, 1, f)),
             ("kindling_pipe", lambda c, s, f: c["pipe"].run(args.calls, args.window, f)),
             ("pyspark_threads", lambda c, s, f: pyspark_run(spark, s, args.calls, conc, f)),
-        ]
+            ("kindling_batch", lambda c, s, f: c["batch"].run(args.batch_calls, args.batch_window, f)),
+        ] if m in wanted]
         kpid = kernel.proc.pid
-        for name, sql in [("echo", None)] + list(STATEMENTS.items()):
-            clients = {"seq": CommClient(kernel, sql, 1), "pipe": CommClient(kernel, sql, conc)}
+        stmts = [("echo", None)] + list(STATEMENTS.items())
+        for name, sql in [(n, q) for n, q in stmts if n in args.statements.split(",")]:
+            clients = {"seq": CommClient(kernel, sql, 1), "pipe": CommClient(kernel, sql, conc),
+                       "batch": CommClient(kernel, sql, args.batch_concurrency)}
             log(f"{name}: warming up ({args.warmup} calls a side)")
-            clients["seq"].run(args.warmup, 1, 10**6)
-            clients["pipe"].run(args.warmup, args.window, 2 * 10**6)
-            if sql is not None:
+            if "kindling_seq" in wanted:
+                clients["seq"].run(args.warmup, 1, 10**6)
+            if "kindling_pipe" in wanted:
+                clients["pipe"].run(args.warmup, args.window, 2 * 10**6)
+            if "kindling_batch" in wanted:
+                clients["batch"].run(args.warmup, args.batch_window, 3 * 10**6)
+            if sql is not None and wanted & {"pyspark_seq", "pyspark_threads"}:
                 pyspark_run(spark, sql, args.warmup, conc, 0)
             these = [(m, f) for m, f in modes if sql is not None or m.startswith("kindling")]
             raw = results["raw"].setdefault(name, {m: [] for m, _ in these})
@@ -221,13 +261,16 @@ def main() -> int:
                     wall = time.perf_counter() - t0
                     r["machine_busy"] = (cpu_of_others() - cpu0) / wall
                     r["kernel_cpu_us"] = (process_cpu(kpid) - k0) / r["calls"] * 1e6
-                    first += args.calls
+                    first += r["calls"]
                     raw[mode].append(r)
                     log(f"{name} #{rep + 1} {mode}: {r['calls_s']:,.0f} calls/s, "
                         f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms")
             for c in clients.values():
                 c.close()
     finally:
+        for sock in _IOPUB.values():
+            sock.close(linger=0)
+        _IOPUB.clear()
         if spark is not None:
             spark.stop()
         if kernel is not None:
@@ -236,7 +279,8 @@ def main() -> int:
             server.stop()
 
     med = {name: {mode: {k: statistics.median(r[k] for r in runs)
-                         for k in ("calls_s", "p50_ms", "p99_ms", "machine_busy", "kernel_cpu_us")}
+                         for k in ("calls_s", "p50_ms", "p99_ms", "machine_busy", "kernel_cpu_us",
+                                   "loadavg_1m")}
                   for mode, runs in raw.items()}
            for name, raw in results["raw"].items()}
     results["medians"] = med
@@ -251,30 +295,44 @@ def render(res: dict, args: argparse.Namespace) -> str:
     m = res["medians"]
     lines = [f"Medians of {args.repeats} repeats of {args.calls} calls; pipelined: "
              f"\"concurrency\": {args.concurrency}, {args.window} calls in flight; pyspark threads: "
-             f"{args.concurrency}. {res['machine'].get('cpus', '?')} CPUs ({res['machine'].get('cpu')}); "
+             f"{args.concurrency}; batched: {args.batch_calls} calls, \"concurrency\": "
+             f"{args.batch_concurrency}, {args.batch_window} calls in flight. "
+             f"{res['machine'].get('cpus', '?')} CPUs ({res['machine'].get('cpu')}); "
              f"Kindling `{args.kindling}` ({res['source']}).", "",
              "| statement | mode | Kindling calls/s | p50 / p99 (ms) | kernel CPU per call (µs) | "
              "pyspark calls/s | p50 / p99 (ms) | Kindling / pyspark |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name in m:
         for mode, kind, peer in (("one at a time", "kindling_seq", "pyspark_seq"),
-                                 ("pipelined / threads", "kindling_pipe", "pyspark_threads")):
-            k, p = m[name][kind], m[name].get(peer)
+                                 ("pipelined / threads", "kindling_pipe", "pyspark_threads"),
+                                 (f"batched, {args.batch_window} in flight / threads",
+                                  "kindling_batch", "pyspark_threads")):
+            k, p = m[name].get(kind), m[name].get(peer)
+            if not k:
+                continue
             peer_cols = (f"{p['calls_s']:,.0f} | {p['p50_ms']:.2f} / {p['p99_ms']:.2f} | "
                          f"{k['calls_s'] / p['calls_s']:.2f}x" if p else "- | - | -")
             lines.append(f"| {name} | {mode} | {k['calls_s']:,.0f} | {k['p50_ms']:.2f} / "
                          f"{k['p99_ms']:.2f} | {k['kernel_cpu_us']:,.0f} | {peer_cols} |")
-    best = max(v["kindling_pipe"]["calls_s"] for n, v in m.items() if n != "echo")
-    cpu = statistics.median(v["kindling_pipe"]["kernel_cpu_us"] for n, v in m.items() if n != "echo")
-    busy = statistics.median(r["machine_busy"] for v in res["raw"].values() for runs in v.values()
-                             for r in runs)
-    lines += ["",
-              f"Target >= {TARGET_CALLS_S:,.0f} calls/s for a cached plan: "
-              f"{'met' if best >= TARGET_CALLS_S else 'NOT met'} (best {best:,.0f} calls/s "
-              f"through Spark). The kernel's own CPU per pipelined Spark call is {cpu:,.0f} µs, "
-              f"i.e. room for about {1e6 / cpu:,.0f} calls/s per core on the kernel's side; "
-              f"the echo rows are the same client and kernel path without Spark.",
-              f"Machine busy (all processes, CPUs in use) during the runs: median {busy:.1f}.",
+    through_spark = [(mode, v[mode]) for n, v in m.items() if n != "echo"
+                     for mode in ("kindling_pipe", "kindling_batch") if mode in v]
+    if through_spark:
+        best = max(r["calls_s"] for _, r in through_spark)
+        lines += ["", f"Target >= {TARGET_CALLS_S:,.0f} calls/s for a cached plan: "
+                      f"{'met' if best >= TARGET_CALLS_S else 'NOT met'} (best {best:,.0f} calls/s "
+                      f"through Spark)."]
+        for mode, label in (("kindling_pipe", "pipelined"), ("kindling_batch", "batched")):
+            cpus = [r["kernel_cpu_us"] for md, r in through_spark if md == mode]
+            if cpus:
+                cpu = statistics.median(cpus)
+                lines.append(f"The kernel's own CPU per {label} Spark call is {cpu:,.0f} µs, i.e. "
+                             f"room for about {1e6 / cpu:,.0f} calls/s per core on the kernel's side.")
+        lines.append("The echo rows are the same client and kernel path without Spark.")
+    runs = [r for v in res["raw"].values() for rs in v.values() for r in rs]
+    busy = statistics.median(r["machine_busy"] for r in runs)
+    load = statistics.median(r["loadavg_1m"] for r in runs)
+    lines += [f"Machine busy (all processes, CPUs in use) during the runs: median {busy:.1f}; "
+              f"1-minute load average: median {load:.1f}.",
               "", "Statements: " + "; ".join(f"{k}: `{v}`" for k, v in STATEMENTS.items()) + "."]
     return "\n".join(lines) + "\n"
 

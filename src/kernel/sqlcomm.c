@@ -8,6 +8,7 @@
 
 #include "kernel/comm.h"
 #include "kernel/sql.h"
+#include "kernel/sqlbatch.h"
 #include "kernel/sqlparams.h"
 #include "kernel/tenant.h"
 #include "render/rows.h"
@@ -21,17 +22,29 @@
 #define INLINE_ENCODE_BYTES (64 * 1024)
 /* Retryable failures (a server restarting) before any response: waits of 50, 200, 800 ms. */
 #define RETRIES 3
+/* Rows one batched query may return in all (a call's rows beyond its limit included: the limit
+ * applies per call, after the split). A batch that reaches it may have been cut, so its calls run
+ * alone instead and the comm's later batches hold half as many calls. */
+#define BATCH_ROW_BUDGET 100000
+/* Calls queued for a pipelined comm before the connection waits for room (two full batches). */
+#define MAX_PENDING (2 * KL_SQLCOMM_MAX_BATCH)
 
 typedef struct sqlcomm sqlcomm;
+
+/* One Spark execution in progress, so a close or an interrupt can cancel it. */
+typedef struct run_slot {
+    kl_spark_exec *exec;
+    struct run_slot *prev, *next;
+} run_slot;
 
 /* One comm_msg being answered. */
 typedef struct call {
     sqlcomm *sc;
-    kl_msg parent;      /* the request's header only: the reply's parent and IOPub topic */
+    kl_msg parent;      /* the request's header (and its frame): the reply's parent and topic */
     json_t *request_id; /* echoed back */
     kl_sqlbind *bind;
-    kl_spark_exec *exec; /* while the RPC runs, so a close or an interrupt can cancel it */
-    struct call *prev, *next;
+    run_slot slot;     /* while it runs alone */
+    struct call *next; /* in the comm's queue */
 } call;
 
 struct sqlcomm {
@@ -46,10 +59,19 @@ struct sqlcomm {
      * subshell that sent them, and a session reset in a cell must not free a client under a
      * running call. */
     kl_spark_client *spark;
-    bool reset_spark; /* the server lost the session: replace the client before the next call */
-    call *calls;      /* in flight */
-    int inflight;
-    kl_coro *slot_waiter;  /* the connection's coroutine, waiting for a free slot */
+    bool reset_spark;  /* the server lost the session: replace the client before the next call */
+    kl_sqlbatch batch; /* the statement's batched form; batch.ok false: never batched */
+    bool batch_off;    /* batching failed for this comm: its calls run one at a time */
+    bool batch_proven; /* a batch of this comm has succeeded */
+    bool probing;      /* the comm's first batch runs: the other runners take single calls */
+    int suspended;     /* a failed batch's calls are running one by one: no batch meanwhile */
+    size_t batch_max;  /* calls one batch may hold: KL_SQLCOMM_MAX_BATCH, less after overflows */
+    call *queue, *queue_tail; /* pipelined calls waiting for a runner, in arrival order */
+    size_t queued;
+    run_slot *running;    /* Spark executions in progress */
+    int executing;        /* ... how many */
+    int inflight;         /* a call running in the connection's coroutine, or runners (pipelined) */
+    kl_coro *slot_waiter; /* the connection's coroutine, waiting for room in the queue */
     kl_coro *close_waiter; /* on_close, waiting for the calls to end */
     bool closing;
     bool orphaned; /* closed outside a coroutine with calls running: the last call frees sc */
@@ -169,28 +191,26 @@ static void free_mp(void *data, void *hint) {
     free(data);
 }
 
-/* Coroutine: the rows of a finished call as its reply. */
-static void send_rows(sqlcomm *sc, call *c, Spark__Connect__ExecutePlanResponse **resp, size_t n) {
-    encode_job j = {.resp = resp, .n = n, .limit = sc->limit, .msgpack = sc->msgpack};
-    kl_render_buf_init(&j.mp);
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += resp[i]->arrow_batch->data.len;
-    if (bytes > INLINE_ENCODE_BYTES)
-        kl_pool_run(sc->k->pool, encode_work, &j);
-    else
-        encode_work(&j);
-    if (j.rc != 0) {
-        send_error(sc, &c->parent, request_id_of(c), "RenderError", j.err, NULL);
-    } else if (sc->closing) {
+/* One call's answer, ready to send: JSON columns and rows, or a msgpack document. */
+typedef struct answer {
+    json_t *columns, *rows;
+    kl_render_buf mp;
+    int64_t nrows;
+    bool truncated;
+} answer;
+
+/* Coroutine: sends a's rows as c's reply and releases them. */
+static void send_answer(sqlcomm *sc, call *c, answer *a) {
+    if (sc->closing) {
         /* nobody to answer */
     } else if (!sc->msgpack) {
         json_t *data = json_pack("{s:o, s:O, s:O, s:b}", "request_id", request_id_of(c), "columns",
-                                 j.columns ? j.columns : json_array(), "rows",
-                                 j.rows ? j.rows : json_array(), "truncated", j.truncated);
+                                 a->columns ? a->columns : json_array(), "rows",
+                                 a->rows ? a->rows : json_array(), "truncated", a->truncated);
         kl_comm_send(sc->k, sc->comm, &c->parent, data, NULL);
     } else {
         size_t len = 0;
-        char *bytes_out = kl_render_buf_take(&j.mp, &len);
+        char *bytes_out = kl_render_buf_take(&a->mp, &len);
         kl_frames bufs;
         kl_frames_init(&bufs);
         zmq_msg_t m;
@@ -201,21 +221,51 @@ static void send_rows(sqlcomm *sc, call *c, Spark__Connect__ExecutePlanResponse 
             kl_frames_add_msg(&bufs, &m);
             json_t *data = json_pack("{s:o, s:s, s:I, s:b}", "request_id", request_id_of(c),
                                      "format", "application/msgpack", "row_count",
-                                     (json_int_t)j.nrows, "truncated", j.truncated);
+                                     (json_int_t)a->nrows, "truncated", a->truncated);
             kl_comm_send(sc->k, sc->comm, &c->parent, data, &bufs);
         }
         kl_frames_clear(&bufs);
     }
-    json_decref(j.columns);
-    json_decref(j.rows);
-    kl_render_buf_free(&j.mp);
+    json_decref(a->columns);
+    json_decref(a->rows);
+    kl_render_buf_free(&a->mp);
+    a->columns = a->rows = NULL;
+}
+
+static size_t arrow_bytes(Spark__Connect__ExecutePlanResponse **resp, size_t n) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += resp[i]->arrow_batch->data.len;
+    return bytes;
+}
+
+/* Coroutine: the rows of a finished call as its reply. */
+static void send_rows(sqlcomm *sc, call *c, Spark__Connect__ExecutePlanResponse **resp, size_t n) {
+    encode_job j = {.resp = resp, .n = n, .limit = sc->limit, .msgpack = sc->msgpack};
+    kl_render_buf_init(&j.mp);
+    if (arrow_bytes(resp, n) > INLINE_ENCODE_BYTES)
+        kl_pool_run(sc->k->pool, encode_work, &j);
+    else
+        encode_work(&j);
+    if (j.rc != 0) {
+        send_error(sc, &c->parent, request_id_of(c), "RenderError", j.err, NULL);
+        json_decref(j.columns);
+        json_decref(j.rows);
+        kl_render_buf_free(&j.mp);
+        return;
+    }
+    answer a = {.columns = j.columns,
+                .rows = j.rows,
+                .mp = j.mp,
+                .nrows = j.nrows,
+                .truncated = j.truncated};
+    send_answer(sc, c, &a);
 }
 
 /* ---- the Spark session -------------------------------------------------------------------- */
 
 static void cancel_call(void *arg) {
-    call *c = arg;
-    if (c->exec) kl_spark_exec_cancel(c->exec);
+    run_slot *slot = arg;
+    if (slot->exec) kl_spark_exec_cancel(slot->exec);
 }
 
 /* Coroutine, in the connection's own coroutine: the comm's Spark client, made on first use from
@@ -260,30 +310,63 @@ static bool session_lost(const kl_spark_error *e) {
                               strstr(e->error_class, "SESSION_NOT_FOUND"));
 }
 
-/* ---- calls -------------------------------------------------------------------------------- */
+/* ---- executing ---------------------------------------------------------------------------- */
 
 static void free_responses(Spark__Connect__ExecutePlanResponse **v, size_t n) {
     for (size_t i = 0; i < n; i++) spark__connect__execute_plan_response__free_unpacked(v[i], NULL);
     free(v);
 }
 
-/* Coroutine: one ExecutePlan of the bound SQL relation, not reattachable (a short call needs no
- * ReleaseExecute afterwards), then the reply. */
-static void run_call(call *c) {
-    sqlcomm *sc = c->sc;
-    Spark__Connect__Relation *rel = kl_sqlbind_relation(c->bind);
-    int32_t limit = sc->limit >= 0 ? (int32_t)sc->limit + 1 : -1; /* one more: was it cut? */
+/* What one execution returned: its Arrow batches, or how it failed. */
+typedef struct exec_out {
+    Spark__Connect__ExecutePlanResponse **resp; /* Arrow batches, in order (free_responses) */
+    size_t n;
+    kl_grpc_status st; /* a failure (kl_grpc_status_clear) */
+} exec_out;
+
+static void slot_enter(sqlcomm *sc, run_slot *slot) {
+    slot->prev = NULL;
+    slot->next = sc->running;
+    if (sc->running) sc->running->prev = slot;
+    sc->running = slot;
+    sc->executing++;
+}
+
+static void slot_leave(sqlcomm *sc, run_slot *slot) {
+    if (slot->prev)
+        slot->prev->next = slot->next;
+    else
+        sc->running = slot->next;
+    if (slot->next) slot->next->prev = slot->prev;
+    slot->prev = slot->next = NULL;
+    sc->executing--;
+}
+
+/* Coroutine: one ExecutePlan of rel, not reattachable (a short call needs no ReleaseExecute
+ * afterwards), retried while a restarting server refuses it, in a new session with the same id
+ * when the server lost ours. 0 with out->resp, -1 with out->st (a cancelled call has status
+ * CANCELLED; nothing more is to be done once sc->closing), or -ENOMEM. */
+static int execute(sqlcomm *sc, Spark__Connect__Relation *rel, int32_t limit, run_slot *slot,
+                   exec_out *out) {
     kl_spark_exec_opts opts = {.reattachable = false};
     uint64_t wait_ms = 50;
     bool reset_done = false;
+    memset(out, 0, sizeof *out);
     for (int attempt = 0;; attempt++) {
         Spark__Connect__ExecutePlanResponse **resp = NULL, *r;
         size_t n = 0, cap = 0, got = 0;
         kl_grpc_status st = {0};
-        c->exec = kl_spark_client_execute_relation(sc->spark, rel, limit, &opts);
+        if (!sc->spark) {
+            st.code = KL_GRPC_UNAVAILABLE;
+            st.message = strdup("no Spark session: the server lost it and a new one failed");
+            out->st = st;
+            return -1;
+        }
+        slot->exec = kl_spark_client_execute_relation(sc->spark, rel, limit, &opts);
+        slot_enter(sc, slot);
         int rc = -1;
-        bool nomem = !c->exec;
-        while (c->exec && (rc = kl_spark_exec_next(c->exec, &r, &st)) == 1) {
+        bool nomem = !slot->exec;
+        while (slot->exec && (rc = kl_spark_exec_next(slot->exec, &r, &st)) == 1) {
             got++;
             if (r->response_type_case !=
                     SPARK__CONNECT__EXECUTE_PLAN_RESPONSE__RESPONSE_TYPE_ARROW_BATCH ||
@@ -304,36 +387,36 @@ static void run_call(call *c) {
             }
             resp[n++] = r;
         }
-        if (rc < 0 && st.code == KL_GRPC_CANCELLED && c->exec) {
+        if (rc < 0 && st.code == KL_GRPC_CANCELLED && slot->exec) {
             /* Cancelling the RPC leaves the server's job running (and holding task slots the
              * next calls need): stop the operation itself. */
-            char *op = strdup(kl_spark_exec_operation_id(c->exec));
-            kl_spark_exec_free(c->exec);
-            c->exec = NULL;
+            char *op = strdup(kl_spark_exec_operation_id(slot->exec));
+            kl_spark_exec_free(slot->exec);
+            slot->exec = NULL;
             kl_grpc_call_opts o = {.timeout_ms = 5000};
             kl_grpc_status ist = {0};
-            if (op) kl_spark_client_interrupt(sc->spark, op, &o, &ist);
+            if (op && sc->spark) kl_spark_client_interrupt(sc->spark, op, &o, &ist);
             kl_grpc_status_clear(&ist);
             free(op);
         }
-        if (c->exec) kl_spark_exec_free(c->exec);
-        c->exec = NULL;
+        if (slot->exec) kl_spark_exec_free(slot->exec);
+        slot->exec = NULL;
+        slot_leave(sc, slot);
         if (nomem) {
             kl_grpc_status_clear(&st);
             free_responses(resp, n);
-            send_error(sc, &c->parent, request_id_of(c), "MemoryError", "out of memory", NULL);
-            return;
+            return -ENOMEM;
         }
         if (rc == 0) {
             kl_grpc_status_clear(&st);
-            send_rows(sc, c, resp, n);
-            free_responses(resp, n);
-            return;
+            out->resp = resp;
+            out->n = n;
+            return 0;
         }
         free_responses(resp, n);
         if (sc->closing) {
-            kl_grpc_status_clear(&st);
-            return;
+            out->st = st;
+            return -1;
         }
         kl_spark_error e;
         kl_spark_error_init(&e);
@@ -342,7 +425,7 @@ static void run_call(call *c) {
         bool lost = session_lost(&e);
         bool retry = got == 0 && attempt < RETRIES && kl_spark_error_retryable(&e);
         kl_spark_error_free(&e);
-        if (lost && !reset_done && sc->inflight == 1) {
+        if (lost && !reset_done && sc->executing == 0 && sc->inflight == 1) {
             /* The server restarted: carry on in a new session with the same id, as cells do. */
             kl_spark_common cm;
             kl_spark_client_common(sc->spark, &cm);
@@ -364,28 +447,346 @@ static void run_call(call *c) {
             sc->reset_spark = true;
         }
         if (!retry || !sc->spark) {
-            if (st.code == KL_GRPC_CANCELLED && !sc->closing)
-                send_error(sc, &c->parent, request_id_of(c), "KeyboardInterrupt",
-                           "the call was interrupted", NULL);
-            else
-                send_spark_error(sc, c, &st);
-            kl_grpc_status_clear(&st);
-            return;
+            out->st = st;
+            return -1;
         }
         KL_INFO("sqlcomm", "retrying after %s: %s", kl_grpc_code_name(st.code),
                 st.details ? st.details : "");
         kl_grpc_status_clear(&st);
         kl_loop_sleep(sc->k->loop, wait_ms);
         wait_ms *= 4;
-        if (sc->closing) return;
+        if (sc->closing) {
+            out->st.code = KL_GRPC_CANCELLED;
+            return -1;
+        }
     }
 }
 
+/* Coroutine: a failed execution as c's reply. */
+static void send_failure(sqlcomm *sc, call *c, const kl_grpc_status *st) {
+    if (sc->closing) return;
+    if (st->code == KL_GRPC_CANCELLED)
+        send_error(sc, &c->parent, request_id_of(c), "KeyboardInterrupt",
+                   "the call was interrupted", NULL);
+    else
+        send_spark_error(sc, c, st);
+}
+
+/* Coroutine: c run alone, then its reply. True when it succeeded. */
+static bool run_single(call *c) {
+    sqlcomm *sc = c->sc;
+    int32_t limit = sc->limit >= 0 ? (int32_t)sc->limit + 1 : -1; /* one more: was it cut? */
+    exec_out out;
+    int rc = execute(sc, kl_sqlbind_relation(c->bind), limit, &c->slot, &out);
+    if (rc == 0) {
+        send_rows(sc, c, out.resp, out.n);
+        free_responses(out.resp, out.n);
+        return true;
+    }
+    if (rc == -ENOMEM)
+        send_error(sc, &c->parent, request_id_of(c), "MemoryError", "out of memory", NULL);
+    else
+        send_failure(sc, c, &out.st);
+    kl_grpc_status_clear(&out.st);
+    return false;
+}
+
+/* ---- batches ------------------------------------------------------------------------------ */
+
+/* Decoding a batched result and cutting it into the calls' answers (loop or pool). */
+typedef struct batch_job {
+    Spark__Connect__ExecutePlanResponse **resp;
+    size_t nresp;
+    size_t ncalls;
+    int64_t limit, budget;
+    bool msgpack;
+    answer *answers; /* ncalls, filled on success */
+    bool unfit;      /* the result cannot answer the calls as they would be alone */
+    bool overflow;   /* ... because it reached the row budget */
+    const char *why; /* ... why (static text) */
+    int rc;
+    char err[KL_RENDER_ERRLEN];
+} batch_job;
+
+static void batch_work(void *arg) {
+    batch_job *j = arg;
+    kl_table *t = kl_table_new(-1);
+    if (!t) {
+        j->rc = -ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < j->nresp && j->rc == 0; i++) {
+        const ProtobufCBinaryData *d = &j->resp[i]->arrow_batch->data;
+        kl_arrow_stream *s;
+        char aerr[KL_ARROW_ERRLEN];
+        j->rc = kl_arrow_decode(d->data, d->len, NULL, &s, aerr);
+        if (j->rc != 0)
+            snprintf(j->err, sizeof j->err, "%s", aerr);
+        else
+            j->rc = kl_table_add(t, s, j->err);
+    }
+    if (j->rc == 0 && !kl_sqlbatch_schema_ok(kl_table_schema(t))) {
+        j->unfit = true;
+        j->why = "a result column is named after a parameter (name it with AS)";
+    } else if (j->rc == 0 && kl_table_rows_seen(t) >= j->budget) {
+        j->unfit = j->overflow = true;
+        j->why = "the calls return too many rows to share a query";
+    }
+    if (j->rc != 0 || j->unfit) {
+        kl_table_free(t);
+        return;
+    }
+    kl_rows_options o = {.max_rows = -1, .time_zone = NULL};
+    bool *trunc = calloc(j->ncalls, sizeof *trunc);
+    int64_t *nrows = calloc(j->ncalls, sizeof *nrows);
+    json_t **rows = calloc(j->ncalls, sizeof *rows);
+    if (!trunc || !nrows || !rows) {
+        j->rc = -ENOMEM;
+    } else if (j->msgpack) {
+        kl_render_buf all;
+        kl_render_buf_init(&all);
+        j->rc = kl_rows_msgpack(t, &o, false, &all, j->err);
+        if (j->rc == 0) {
+            kl_render_buf *out = calloc(j->ncalls, sizeof *out);
+            for (size_t i = 0; out && i < j->ncalls; i++) kl_render_buf_init(&out[i]);
+            j->rc = out ? kl_sqlbatch_split_msgpack(all.data, all.len, j->ncalls, j->limit, out,
+                                                    nrows, trunc)
+                        : -ENOMEM;
+            for (size_t i = 0; out && i < j->ncalls; i++) {
+                j->answers[i].mp = out[i];
+                j->answers[i].nrows = nrows[i];
+                j->answers[i].truncated = trunc[i];
+            }
+            free(out);
+        }
+        kl_render_buf_free(&all);
+    } else {
+        json_t *cols = kl_rows_columns(t), *all = NULL;
+        j->rc = cols ? kl_rows_json(t, &o, &all, j->err) : -ENOMEM;
+        if (j->rc == 0) j->rc = json_array_remove(cols, 0) == 0 ? 0 : -EINVAL;
+        if (j->rc == 0) j->rc = kl_sqlbatch_split_json(all, j->ncalls, j->limit, rows, trunc);
+        for (size_t i = 0; j->rc == 0 && i < j->ncalls; i++) {
+            j->answers[i].columns = json_incref(cols);
+            j->answers[i].rows = rows[i];
+            j->answers[i].truncated = trunc[i];
+        }
+        json_decref(cols);
+    }
+    if (j->rc == -ENOMEM) snprintf(j->err, sizeof j->err, "out of memory");
+    if (j->rc == -EINVAL && !j->err[0])
+        snprintf(j->err, sizeof j->err, "a batched result did not split into its calls");
+    free(trunc);
+    free(nrows);
+    free(rows);
+    kl_table_free(t);
+}
+
+/* A Spark error that says the query did not analyze (or parse): the batched form is what
+ * failed, not one call's values. */
+static bool analysis_error(const kl_grpc_status *st) {
+    kl_spark_error e;
+    kl_spark_error_init(&e);
+    kl_spark_error_from_status(&e, (int)st->code, st->details, st->details_bin,
+                               st->details_bin_len);
+    bool yes = (e.sql_state && strncmp(e.sql_state, "42", 2) == 0) ||
+               (e.exception && (strstr(e.exception, "AnalysisException") ||
+                                strstr(e.exception, "ParseException")));
+    kl_spark_error_free(&e);
+    return yes;
+}
+
+static bool spark_error(const kl_grpc_status *st) {
+    kl_spark_error e;
+    kl_spark_error_init(&e);
+    kl_spark_error_from_status(&e, (int)st->code, st->details, st->details_bin,
+                               st->details_bin_len);
+    bool yes = e.error_class != NULL;
+    kl_spark_error_free(&e);
+    return yes;
+}
+
+static void batch_off(sqlcomm *sc, const char *why) {
+    if (!sc->batch_off)
+        KL_INFO("sqlcomm", "comm %s: calls now run one at a time: %s", kl_comm_id(sc->comm), why);
+    sc->batch_off = true;
+}
+
+/* How the calls of one batch fared, to tell a batch that failed because of a value from one
+ * that failed because it was a batch. */
+typedef struct batch_tally {
+    size_t single_ok, single_failed;
+} batch_tally;
+
+static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally);
+
+/* Coroutine: calls run alone or as a batch, each answered. */
+static void run_part(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
+    if (n == 1 || sc->batch_off || sc->suspended) {
+        for (size_t i = 0; i < n && !sc->closing; i++) {
+            if (run_single(calls[i]))
+                tally->single_ok++;
+            else
+                tally->single_failed++;
+        }
+    } else {
+        run_batch(sc, calls, n, tally);
+    }
+}
+
+/* Coroutine: calls[0..n) (n > 1, parameters of the same types) as one Spark query, the rows split
+ * back into one answer per call, sent in the calls' order. When the query fails for a reason
+ * that is not one call's (it does not analyze as a batch), the calls run alone; when it fails
+ * while running, the halves run again, so a bad value ends up failing only its own call. */
+static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
+    kl_sqlbind **binds = calloc(n, sizeof *binds);
+    kl_sqlbatch_rel *rel = NULL;
+    if (binds) {
+        for (size_t i = 0; i < n; i++) binds[i] = calls[i]->bind;
+        rel = kl_sqlbatch_relation_new(&sc->batch, &sc->stmt, binds, n);
+    }
+    if (!rel) {
+        free(binds);
+        for (size_t i = 0; i < n; i++)
+            send_error(sc, &calls[i]->parent, request_id_of(calls[i]), "MemoryError",
+                       "out of memory", NULL);
+        return;
+    }
+    KL_DEBUG("sqlcomm", "comm %s: %zu calls in one query", kl_comm_id(sc->comm), n);
+    int64_t budget = BATCH_ROW_BUDGET;
+    run_slot slot = {0};
+    exec_out out;
+    bool probe = !sc->batch_proven && !sc->probing;
+    if (probe) sc->probing = true;
+    int rc = execute(sc, kl_sqlbatch_relation(rel), (int32_t)budget, &slot, &out);
+    if (probe) sc->probing = false;
+    kl_sqlbatch_relation_free(rel);
+    free(binds);
+    if (sc->closing) {
+        if (rc == 0) free_responses(out.resp, out.n);
+        kl_grpc_status_clear(&out.st);
+        return;
+    }
+    if (rc == -ENOMEM) {
+        for (size_t i = 0; i < n; i++)
+            send_error(sc, &calls[i]->parent, request_id_of(calls[i]), "MemoryError",
+                       "out of memory", NULL);
+        return;
+    }
+    if (rc < 0) {
+        bool too_big = out.st.code == KL_GRPC_RESOURCE_EXHAUSTED && !spark_error(&out.st);
+        if (!too_big && (out.st.code == KL_GRPC_CANCELLED || !spark_error(&out.st))) {
+            /* An interrupt, or the transport failed (after its retries): every call of the batch
+             * shares the fate it would have had alone. */
+            for (size_t i = 0; i < n; i++) send_failure(sc, calls[i], &out.st);
+        } else if (!too_big && analysis_error(&out.st)) {
+            batch_tally t = {0};
+            KL_DEBUG("sqlcomm", "comm %s: a batch of %zu did not analyze: %s", kl_comm_id(sc->comm),
+                     n, out.st.details ? out.st.details : "");
+            /* No more batches while the calls show whose fault it was. */
+            sc->suspended++;
+            for (size_t i = 0; i < n && !sc->closing; i++) {
+                if (run_single(calls[i]))
+                    t.single_ok++;
+                else
+                    t.single_failed++;
+            }
+            /* A call that works alone proves the batched form is what Spark refused; when every
+             * call fails alone too, the statement itself fails (a missing table), and batching
+             * goes on once it is fixed. */
+            sc->suspended--;
+            if (t.single_ok) batch_off(sc, "the statement does not analyze as a batch");
+            tally->single_ok += t.single_ok;
+            tally->single_failed += t.single_failed;
+        } else {
+            /* A value made the query fail while it ran (or the request was too large): halves
+             * again, down to the call that fails alone. */
+            size_t failed = tally->single_failed;
+            size_t half = n / 2;
+            run_part(sc, calls, half, tally);
+            if (!sc->closing) run_part(sc, calls + half, n - half, tally);
+            if (!sc->closing && tally->single_failed == failed)
+                batch_off(sc, "a batch failed while each of its calls works alone");
+        }
+        kl_grpc_status_clear(&out.st);
+        return;
+    }
+    batch_job j = {.resp = out.resp,
+                   .nresp = out.n,
+                   .ncalls = n,
+                   .limit = sc->limit,
+                   .budget = budget,
+                   .msgpack = sc->msgpack};
+    j.answers = calloc(n, sizeof *j.answers);
+    for (size_t i = 0; j.answers && i < n; i++) kl_render_buf_init(&j.answers[i].mp);
+    if (!j.answers)
+        j.rc = -ENOMEM;
+    else if (arrow_bytes(out.resp, out.n) > INLINE_ENCODE_BYTES)
+        kl_pool_run(sc->k->pool, batch_work, &j);
+    else
+        batch_work(&j);
+    free_responses(out.resp, out.n);
+    if (j.rc == 0 && j.overflow) {
+        /* Many rows per call: these calls alone, and batches of half as many from now on
+         * (at most ten such wasted queries before the comm stops batching). */
+        if (n / 2 < sc->batch_max) sc->batch_max = n / 2;
+        if (sc->batch_max < 2) batch_off(sc, j.why);
+        KL_DEBUG("sqlcomm", "comm %s: %zu calls reached %d rows; batches of %zu at most now",
+                 kl_comm_id(sc->comm), n, BATCH_ROW_BUDGET, sc->batch_max);
+        sc->suspended++;
+        run_part(sc, calls, n, tally);
+        sc->suspended--;
+    } else if (j.rc == 0 && j.unfit) {
+        batch_off(sc, j.why);
+        run_part(sc, calls, n, tally);
+    } else if (j.rc != 0 && j.rc != -ENOMEM) {
+        /* A value the batch could not render: alone, only its own call says so. */
+        KL_DEBUG("sqlcomm", "comm %s: a batched result did not render: %s", kl_comm_id(sc->comm),
+                 j.err);
+        sc->suspended++;
+        run_part(sc, calls, n, tally);
+        sc->suspended--;
+    } else {
+        if (j.rc == 0) sc->batch_proven = true;
+        for (size_t i = 0; i < n; i++) {
+            if (j.rc == 0)
+                send_answer(sc, calls[i], &j.answers[i]);
+            else
+                send_error(sc, &calls[i]->parent, request_id_of(calls[i]), "MemoryError",
+                           "out of memory", NULL);
+        }
+    }
+    for (size_t i = 0; j.answers && i < n; i++) {
+        json_decref(j.answers[i].columns);
+        json_decref(j.answers[i].rows);
+        kl_render_buf_free(&j.answers[i].mp);
+    }
+    free(j.answers);
+}
+
+/* ---- calls and runners -------------------------------------------------------------------- */
+
 static void sqlcomm_free(sqlcomm *sc) {
     kl_spark_client_free(sc->spark);
+    kl_sqlbatch_free(&sc->batch);
     kl_sqlstmt_free(&sc->stmt);
     free(sc->session);
     free(sc);
+}
+
+/* The request's header as the parent of its answer, with the frame that spells it shared rather
+ * than copied: the answer then carries those bytes as its parent_header instead of writing the
+ * header out again (a good part of a pipelined call's cost). */
+static void keep_parent(kl_msg *dst, const kl_msg *msg) {
+    kl_msg_init(dst);
+    dst->header = json_incref(msg->header);
+    if (msg->header_text_of != msg->header || msg->header_text.n != 1) return;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_copy(&m, &msg->header_text.v[0]) == 0 &&
+        kl_frames_add_msg(&dst->header_text, &m) == 0)
+        dst->header_text_of =
+            json_incref(dst->header); /* a reference held: kl_msg_clear drops it */
+    zmq_msg_close(&m);
 }
 
 static void call_free(call *c) {
@@ -395,16 +796,10 @@ static void call_free(call *c) {
     free(c);
 }
 
-/* A call ended: its slot frees up, and a close waiting for the calls may go on. */
-static void call_done(call *c) {
-    sqlcomm *sc = c->sc;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        sc->calls = c->next;
-    if (c->next) c->next->prev = c->prev;
+/* A unit of work ended (a call in the connection's coroutine, or a runner): a close waiting for
+ * the comm's work may go on, and the last one of an orphaned comm frees it. */
+static void work_done(sqlcomm *sc) {
     sc->inflight--;
-    call_free(c);
     kl_coro *waiters[] = {sc->slot_waiter, sc->close_waiter};
     sc->slot_waiter = sc->close_waiter = NULL;
     for (size_t i = 0; i < 2; i++)
@@ -412,10 +807,68 @@ static void call_done(call *c) {
     if (sc->orphaned && sc->inflight == 0) sqlcomm_free(sc);
 }
 
-static void call_main(void *arg) {
-    call *c = arg;
-    run_call(c);
-    call_done(c);
+/* Takes the next calls to run from the queue: the first one and, when the comm batches, every
+ * later one whose parameters have the same types, up to a full batch, in arrival order. */
+static size_t take_calls(sqlcomm *sc, call **out) {
+    call *head = sc->queue;
+    /* Until a batch has worked, one runner tries it and the others go on one call at a time, so
+     * a statement that does not analyze as a batch is tried once. */
+    bool batching =
+        sc->batch.ok && !sc->batch_off && !sc->suspended && (sc->batch_proven || !sc->probing);
+    size_t n = 0, max = batching ? sc->batch_max : 1;
+    call **link = &sc->queue, *kept = NULL, *c = sc->queue;
+    while (c && n < max) {
+        call *next = c->next;
+        if (c == head || kl_sqlbatch_same_types(&sc->stmt, head->bind, c->bind)) {
+            *link = next;
+            c->next = NULL;
+            out[n++] = c;
+            sc->queued--;
+        } else {
+            kept = c;
+            link = &c->next;
+        }
+        c = next;
+    }
+    /* Scanned to the end: the last call left behind is the new tail. */
+    if (!c) sc->queue_tail = kept;
+    if (sc->slot_waiter) {
+        kl_coro *w = sc->slot_waiter;
+        sc->slot_waiter = NULL;
+        kl_loop_wake(sc->k->loop, w);
+    }
+    return n;
+}
+
+/* Coroutine: works through a pipelined comm's queue, a batch at a time, until it is empty. */
+static void runner_main(void *arg) {
+    sqlcomm *sc = arg;
+    call **calls = malloc(KL_SQLCOMM_MAX_BATCH * sizeof *calls);
+    while (!calls && !sc->closing && sc->queue) {
+        call *c = sc->queue;
+        sc->queue = c->next;
+        if (!sc->queue) sc->queue_tail = NULL;
+        sc->queued--;
+        send_error(sc, &c->parent, request_id_of(c), "MemoryError", "out of memory", NULL);
+        call_free(c);
+    }
+    while (calls && !sc->closing && sc->queue) {
+        size_t n = take_calls(sc, calls);
+        batch_tally tally = {0};
+        run_part(sc, calls, n, &tally);
+        for (size_t i = 0; i < n; i++) call_free(calls[i]);
+    }
+    free(calls);
+    work_done(sc);
+}
+
+static void drop_queue(sqlcomm *sc) {
+    for (call *c = sc->queue, *next; c; c = next) {
+        next = c->next;
+        call_free(c);
+    }
+    sc->queue = sc->queue_tail = NULL;
+    sc->queued = 0;
 }
 
 /* The current coroutine's tenant, for interrupts of calls that run in it. */
@@ -457,6 +910,7 @@ static const char *read_open(sqlcomm *sc, json_t *data, char *err, size_t errlen
         return "\"format\" must be \"json\" or \"application/msgpack\"";
     json_t *limit = json_object_get(data, "limit");
     sc->limit = KL_SQLCOMM_DEFAULT_LIMIT;
+    sc->batch_max = KL_SQLCOMM_MAX_BATCH;
     if (limit && !json_is_null(limit)) {
         if (!json_is_integer(limit) || json_integer_value(limit) < 0 ||
             json_integer_value(limit) >= INT32_MAX)
@@ -475,6 +929,7 @@ static const char *read_open(sqlcomm *sc, json_t *data, char *err, size_t errlen
     int rc = kl_sqlstmt_parse(text, json_string_length(sql), &sc->stmt, err, errlen);
     if (rc == -ENOMEM) return "out of memory";
     if (rc != 0) return err;
+    if (kl_sqlbatch_prepare(&sc->stmt, &sc->batch) != 0) return "out of memory";
     return NULL;
 }
 
@@ -493,9 +948,11 @@ static int sql_open(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
         return -1;
     }
     kl_comm_set_user(comm, sc);
-    KL_DEBUG("sqlcomm", "comm %s: %zu named, %zu positional parameters, %s, limit %lld",
+    KL_DEBUG("sqlcomm", "comm %s: %zu named, %zu positional parameters, %s, limit %lld, %s%s",
              kl_comm_id(comm), sc->stmt.n_names, sc->stmt.n_positional,
-             sc->msgpack ? "msgpack" : "json", (long long)sc->limit);
+             sc->msgpack ? "msgpack" : "json", (long long)sc->limit,
+             sc->batch.ok ? "batched when pipelined" : "never batched: ",
+             sc->batch.ok ? "" : sc->batch.why);
     return 0;
 }
 
@@ -530,8 +987,10 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
                        brc == KL_SQLBIND_NOMEM ? "MemoryError" : "InvalidRequest", err, NULL);
         return;
     }
-    /* A free slot first (concurrency), and no call in flight when the client must be replaced. */
-    while (!sc->closing && (sc->inflight >= sc->concurrency || (sc->reset_spark && sc->inflight))) {
+    bool pipelined = sc->concurrency > 1;
+    /* Room in the queue first, and nothing running when the client must be replaced. */
+    while (!sc->closing && ((pipelined ? sc->queued >= MAX_PENDING : sc->inflight > 0) ||
+                            (sc->reset_spark && sc->inflight))) {
         sc->slot_waiter = kl_coro_current();
         kl_loop_park(k->loop);
     }
@@ -548,33 +1007,51 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
     c->sc = sc;
     c->bind = bind;
     c->request_id = rid ? json_incref(rid) : NULL;
-    kl_msg_init(&c->parent);
-    c->parent.header = json_incref(msg->header);
-    c->next = sc->calls;
-    if (sc->calls) sc->calls->prev = c;
-    sc->calls = c;
-    sc->inflight++;
-    if (sc->concurrency > 1) {
-        /* Pipelined: answered by request_id, possibly after this request's idle. */
-        if (!kl_loop_spawn(k->loop, call_main, c, 0)) {
-            send_error(sc, msg, json_incref(rid), "MemoryError", "could not start the call", NULL);
-            call_done(c);
+    keep_parent(&c->parent, msg);
+    if (pipelined) {
+        /* Answered by request_id, possibly after this request's idle: queued for a runner, which
+         * takes every call waiting by then that can share its query. */
+        if (sc->queue_tail)
+            sc->queue_tail->next = c;
+        else
+            sc->queue = c;
+        sc->queue_tail = c;
+        sc->queued++;
+        if (sc->inflight < sc->concurrency) {
+            sc->inflight++;
+            if (!kl_loop_spawn(k->loop, runner_main, sc, 0)) {
+                sc->inflight--;
+                if (sc->inflight == 0) {
+                    /* No runner will come for the queue. */
+                    call *q = sc->queue;
+                    sc->queue = sc->queue_tail = NULL;
+                    sc->queued = 0;
+                    for (call *next; q; q = next) {
+                        next = q->next;
+                        send_error(sc, &q->parent, request_id_of(q), "MemoryError",
+                                   "could not start the call", NULL);
+                        call_free(q);
+                    }
+                }
+            }
         }
         return;
     }
     /* In the connection's coroutine: an interrupt_request of the connection cancels the call. */
+    sc->inflight++;
     find_ctx f = {kl_coro_current(), NULL};
     kl_strmap_foreach(k->tenants, find_tenant, &f);
     if (f.t) {
         f.t->interrupt_hook = cancel_call;
-        f.t->interrupt_arg = c;
+        f.t->interrupt_arg = &c->slot;
     }
-    run_call(c);
+    run_single(c);
     if (f.t) {
         f.t->interrupt_hook = NULL;
         f.t->interrupt_arg = NULL;
     }
-    call_done(c);
+    call_free(c);
+    work_done(sc);
 }
 
 static void sql_close(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data) {
@@ -584,10 +1061,11 @@ static void sql_close(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *da
     if (!sc) return;
     kl_comm_set_user(comm, NULL);
     sc->closing = true;
+    drop_queue(sc);
     if (sc->inflight > 0 && kl_coro_current()) {
         /* Stop the running calls on the server too, and wait for their coroutines to see it. */
-        for (call *c = sc->calls; c; c = c->next)
-            if (c->exec) kl_spark_exec_cancel(c->exec);
+        for (run_slot *r = sc->running; r; r = r->next)
+            if (r->exec) kl_spark_exec_cancel(r->exec);
         while (sc->inflight > 0) {
             sc->close_waiter = kl_coro_current();
             kl_loop_park(k->loop);
@@ -600,7 +1078,6 @@ static void sql_close(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *da
     else
         sqlcomm_free(sc);
 }
-
 int kl_sqlcomm_register(kl_comm_manager *mgr) {
     static const kl_comm_target target = {
         .name = KL_SQLCOMM_TARGET,

@@ -134,9 +134,15 @@ void kl_sqlstmt_free(kl_sqlstmt *s) {
 
 /* ---- binding ------------------------------------------------------------------------------ */
 
-/* Every object of a binding comes from one arena, freed at once. */
+/* Every object of a binding comes from one arena, freed at once: a few hundred bytes inside the
+ * binding itself, then blocks of at least BLOCK_BYTES. A call binds every time it runs, so this
+ * is one allocation per call instead of one per object. */
+#define INLINE_BYTES 768
+#define BLOCK_BYTES  2048
+
 typedef struct block {
     struct block *next;
+    size_t size, used;
     max_align_t data[];
 } block;
 
@@ -146,14 +152,31 @@ struct kl_sqlbind {
     Spark__Connect__DataType null_type;
     Spark__Connect__DataType__NULL null_kind;
     block *blocks;
+    size_t inline_used;
+    _Alignas(max_align_t) unsigned char inline_data[INLINE_BYTES];
 };
 
+/* Zeroed memory for n bytes, aligned for any object; NULL on ENOMEM. */
 static void *alloc(kl_sqlbind *b, size_t n) {
-    block *blk = calloc(1, sizeof *blk + n);
-    if (!blk) return NULL;
-    blk->next = b->blocks;
-    b->blocks = blk;
-    return blk->data;
+    const size_t align = sizeof(max_align_t);
+    n = (n + align - 1) / align * align;
+    if (INLINE_BYTES - b->inline_used >= n) {
+        void *p = b->inline_data + b->inline_used;
+        b->inline_used += n;
+        return p;
+    }
+    block *blk = b->blocks;
+    if (!blk || blk->size - blk->used < n) {
+        size_t size = n > BLOCK_BYTES ? n : BLOCK_BYTES;
+        blk = calloc(1, sizeof *blk + size);
+        if (!blk) return NULL;
+        blk->size = size;
+        blk->next = b->blocks;
+        b->blocks = blk;
+    }
+    void *p = (unsigned char *)blk->data + blk->used;
+    blk->used += n;
+    return p;
 }
 
 static char *copy(kl_sqlbind *b, const char *s, size_t n) {
@@ -203,6 +226,17 @@ void kl_sqlbind_free(kl_sqlbind *b) {
 
 Spark__Connect__Relation *kl_sqlbind_relation(kl_sqlbind *b) {
     return &b->rel;
+}
+
+Spark__Connect__Expression *kl_sqlbind_value(kl_sqlbind *b, const kl_sqlstmt *stmt, size_t i) {
+    if (stmt->n_names) {
+        if (i >= stmt->n_names) return NULL;
+        for (size_t k = b->sql.n_named_arguments; k-- > 0;)
+            if (strcmp(b->sql.named_arguments[k]->key, stmt->names[i]) == 0)
+                return b->sql.named_arguments[k]->value;
+        return NULL;
+    }
+    return i < b->sql.n_pos_arguments ? b->sql.pos_arguments[i] : NULL;
 }
 
 /* Room for n arguments of one kind (named or positional), in both the 4.0 fields and the older

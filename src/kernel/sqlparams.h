@@ -53,6 +53,10 @@ kl_sqlbind_rc kl_sqlbind_msgpack(const kl_sqlstmt *stmt, const void *data, size_
                                  kl_sqlbind **out, char *err, size_t errlen);
 /* The SQL relation to execute (borrowed from b). */
 Spark__Connect__Relation *kl_sqlbind_relation(kl_sqlbind *b);
+/* The value bound to the statement's i-th parameter (borrowed from b): stmt->names[i] for named
+ * markers (the last value given under that name, as Spark's map keeps it), the i-th value for
+ * positional ones. NULL when i is out of range. */
+Spark__Connect__Expression *kl_sqlbind_value(kl_sqlbind *b, const kl_sqlstmt *stmt, size_t i);
 void kl_sqlbind_free(kl_sqlbind *b);
 
 #endif
