@@ -28,4 +28,11 @@ function(kl_bind_at_first_use target prefix name macro)
   target_include_directories(${target} PUBLIC ${${prefix}_INCLUDE_DIRS})
   target_compile_options(${target} PUBLIC ${${prefix}_CFLAGS_OTHER})
   target_compile_definitions(${target} PRIVATE ${macro}="${soname}")
+  if(KL_SANITIZE OR KL_FUZZ)
+    # LeakSanitizer's scan at exit crashed ("Tracer caught signal 11") in kernels that had
+    # dlopen'ed gRPC (abseil and gRPC keep thread-local storage) after their threads started.
+    # Sanitizer builds therefore also link the library: it is loaded before main, and dlopen
+    # returns the loaded copy, so the code path stays the same.
+    target_link_libraries(${target} PUBLIC PkgConfig::${prefix})
+  endif()
 endfunction()
