@@ -17,9 +17,6 @@
 #include "spark/client.h"
 #include "spark/errors.h"
 
-/* Results up to this many Arrow bytes are encoded on the loop thread: a pool round trip costs
- * more than encoding a few rows, and most calls return a few rows. */
-#define INLINE_ENCODE_BYTES (64 * 1024)
 /* Retryable failures (a server restarting) before any response: waits of 50, 200, 800 ms. */
 #define RETRIES 3
 /* Rows one batched query may return in all (a call's rows beyond its limit included: the limit
@@ -138,6 +135,24 @@ static void send_spark_error(sqlcomm *sc, call *c, const kl_grpc_status *st) {
 
 /* ---- encoding ----------------------------------------------------------------------------- */
 
+/* Pool: decodes the Arrow batches of resp into t. The stream views borrow the responses, which
+ * must outlive t (kl_table_add_ipc would copy them). */
+static int add_batches(kl_table *t, Spark__Connect__ExecutePlanResponse **resp, size_t n,
+                       char err[KL_RENDER_ERRLEN]) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const ProtobufCBinaryData *d = &resp[i]->arrow_batch->data;
+        kl_arrow_stream *s;
+        char aerr[KL_ARROW_ERRLEN];
+        rc = kl_arrow_decode(d->data, d->len, NULL, &s, aerr);
+        if (rc != 0)
+            snprintf(err, KL_RENDER_ERRLEN, "%s", aerr);
+        else
+            rc = kl_table_add(t, s, err);
+    }
+    return rc;
+}
+
 typedef struct encode_job {
     Spark__Connect__ExecutePlanResponse **resp; /* Arrow batches, in order */
     size_t n;
@@ -151,8 +166,8 @@ typedef struct encode_job {
     char err[KL_RENDER_ERRLEN];
 } encode_job;
 
-/* Loop or pool: decodes the batches (borrowing the responses, which outlive the job) and writes
- * the rows in the comm's format. */
+/* Pool: decodes the batches (borrowing the responses, which outlive the job) and writes the rows
+ * in the comm's format. The loop thread never decodes Arrow, however small the result. */
 static void encode_work(void *arg) {
     encode_job *j = arg;
     kl_table *t = kl_table_new(j->limit);
@@ -161,16 +176,7 @@ static void encode_work(void *arg) {
         snprintf(j->err, sizeof j->err, "out of memory");
         return;
     }
-    for (size_t i = 0; i < j->n && j->rc == 0; i++) {
-        const ProtobufCBinaryData *d = &j->resp[i]->arrow_batch->data;
-        kl_arrow_stream *s;
-        char aerr[KL_ARROW_ERRLEN];
-        j->rc = kl_arrow_decode(d->data, d->len, NULL, &s, aerr);
-        if (j->rc != 0)
-            snprintf(j->err, sizeof j->err, "%s", aerr);
-        else
-            j->rc = kl_table_add(t, s, j->err);
-    }
+    j->rc = add_batches(t, j->resp, j->n, j->err);
     if (j->rc == 0) {
         j->truncated = j->limit >= 0 && kl_table_rows_seen(t) > j->limit;
         j->nrows = kl_table_rows_kept(t);
@@ -232,20 +238,11 @@ static void send_answer(sqlcomm *sc, call *c, answer *a) {
     a->columns = a->rows = NULL;
 }
 
-static size_t arrow_bytes(Spark__Connect__ExecutePlanResponse **resp, size_t n) {
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) bytes += resp[i]->arrow_batch->data.len;
-    return bytes;
-}
-
 /* Coroutine: the rows of a finished call as its reply. */
 static void send_rows(sqlcomm *sc, call *c, Spark__Connect__ExecutePlanResponse **resp, size_t n) {
     encode_job j = {.resp = resp, .n = n, .limit = sc->limit, .msgpack = sc->msgpack};
     kl_render_buf_init(&j.mp);
-    if (arrow_bytes(resp, n) > INLINE_ENCODE_BYTES)
-        kl_pool_run(sc->k->pool, encode_work, &j);
-    else
-        encode_work(&j);
+    kl_pool_run(sc->k->pool, encode_work, &j);
     if (j.rc != 0) {
         send_error(sc, &c->parent, request_id_of(c), "RenderError", j.err, NULL);
         json_decref(j.columns);
@@ -493,7 +490,7 @@ static bool run_single(call *c) {
 
 /* ---- batches ------------------------------------------------------------------------------ */
 
-/* Decoding a batched result and cutting it into the calls' answers (loop or pool). */
+/* Decoding a batched result and cutting it into the calls' answers (pool). */
 typedef struct batch_job {
     Spark__Connect__ExecutePlanResponse **resp;
     size_t nresp;
@@ -515,16 +512,7 @@ static void batch_work(void *arg) {
         j->rc = -ENOMEM;
         return;
     }
-    for (size_t i = 0; i < j->nresp && j->rc == 0; i++) {
-        const ProtobufCBinaryData *d = &j->resp[i]->arrow_batch->data;
-        kl_arrow_stream *s;
-        char aerr[KL_ARROW_ERRLEN];
-        j->rc = kl_arrow_decode(d->data, d->len, NULL, &s, aerr);
-        if (j->rc != 0)
-            snprintf(j->err, sizeof j->err, "%s", aerr);
-        else
-            j->rc = kl_table_add(t, s, j->err);
-    }
+    j->rc = add_batches(t, j->resp, j->nresp, j->err);
     if (j->rc == 0 && !kl_sqlbatch_schema_ok(kl_table_schema(t))) {
         j->unfit = true;
         j->why = "a result column is named after a parameter (name it with AS)";
@@ -720,10 +708,8 @@ static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
     for (size_t i = 0; j.answers && i < n; i++) kl_render_buf_init(&j.answers[i].mp);
     if (!j.answers)
         j.rc = -ENOMEM;
-    else if (arrow_bytes(out.resp, out.n) > INLINE_ENCODE_BYTES)
-        kl_pool_run(sc->k->pool, batch_work, &j);
     else
-        batch_work(&j);
+        kl_pool_run(sc->k->pool, batch_work, &j);
     free_responses(out.resp, out.n);
     if (j.rc == 0 && j.overflow) {
         /* Many rows per call: these calls alone, and batches of half as many from now on
