@@ -33,29 +33,10 @@
     X(rl_attempted_completion_function)                                                            \
     X(rl_completer_word_break_characters)
 
-enum {
-#define X(n) EDITLINE_##n,
-    EDITLINE_FUNCS(X)
-#undef X
-        EDITLINE_COUNT
-};
-static const char *const editline_names[EDITLINE_COUNT] = {
-#define X(n) #n,
-    EDITLINE_FUNCS(X)
-#undef X
-};
-static void *editline_slots[EDITLINE_COUNT];
-static kl_dynlib editline_lib = {
-    .soname = KL_EDIT_SONAME,
-    .package_hint = "libedit: Debian package libedit2",
-    .names = editline_names,
-    .slots = editline_slots,
-    .count = EDITLINE_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-#define EL(n) ((__typeof__(&n))editline_slots[EDITLINE_##n])
+KL_DYNLIB_DEFINE(editline_lib, EDITLINE_FUNCS, KL_EDIT_SONAME, "libedit: Debian package libedit2");
+#define EL(n) KL_DYNLIB_FN(editline_lib, n)
 /* libedit's variable n, as an lvalue. */
-#define RL(n) (*(__typeof__(&n))editline_slots[EDITLINE_##n])
+#define RL(n) (*KL_DYNLIB_FN(editline_lib, n))
 
 static const char *CONSOLE_USAGE =
     "Usage: kindling console --existing CONNECTION_FILE [options]\n"

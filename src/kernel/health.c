@@ -28,28 +28,9 @@
     X(MHD_start_daemon)                                                                            \
     X(MHD_stop_daemon)
 
-enum {
-#define X(n) FN_##n,
-    MHD_FUNCS(X)
-#undef X
-        FN_COUNT
-};
-static const char *const mhd_names[FN_COUNT] = {
-#define X(n) #n,
-    MHD_FUNCS(X)
-#undef X
-};
-static void *mhd_slots[FN_COUNT];
-static kl_dynlib mhd_lib = {
-    .soname = KL_MHD_SONAME,
-    .package_hint = "libmicrohttpd: Debian package libmicrohttpd12",
-    .names = mhd_names,
-    .slots = mhd_slots,
-    .count = FN_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-/* libmicrohttpd's function n, typed as microhttpd.h declares it. */
-#define M(n) ((__typeof__(&n))mhd_slots[FN_##n])
+KL_DYNLIB_DEFINE(mhd_lib, MHD_FUNCS, KL_MHD_SONAME,
+                 "libmicrohttpd: Debian package libmicrohttpd12");
+#define M(n) KL_DYNLIB_FN(mhd_lib, n)
 
 /* Probes and scrapes are a handful of short requests; a cap keeps a flood from taking threads or
  * memory, and the timeout drops clients that connect and say nothing. */

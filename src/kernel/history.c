@@ -35,27 +35,8 @@
     X(sqlite3_prepare_v2)                                                                          \
     X(sqlite3_step)
 
-enum {
-#define X(n) SQLIB_##n,
-    SQLIB_FUNCS(X)
-#undef X
-        SQLIB_COUNT
-};
-static const char *const sqlite_names[SQLIB_COUNT] = {
-#define X(n) #n,
-    SQLIB_FUNCS(X)
-#undef X
-};
-static void *sqlite_slots[SQLIB_COUNT];
-static kl_dynlib sqlite_lib = {
-    .soname = KL_SQLITE_SONAME,
-    .package_hint = "SQLite: Debian package libsqlite3-0",
-    .names = sqlite_names,
-    .slots = sqlite_slots,
-    .count = SQLIB_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-#define SQL(n) ((__typeof__(&n))sqlite_slots[SQLIB_##n])
+KL_DYNLIB_DEFINE(sqlite_lib, SQLIB_FUNCS, KL_SQLITE_SONAME, "SQLite: Debian package libsqlite3-0");
+#define SQL(n) KL_DYNLIB_FN(sqlite_lib, n)
 
 struct kl_history {
     sqlite3 *db;

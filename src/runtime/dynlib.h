@@ -23,6 +23,24 @@ typedef struct kl_dynlib {
     char error[512];
 } kl_dynlib;
 
+/* The boilerplate of one library, from an X-macro LIST(X) naming the functions used:
+ * KL_DYNLIB_DEFINE(var, LIST, soname, hint) defines `static kl_dynlib var` with its names and
+ * slots, and KL_DYNLIB_FN(var, n) is function n's slot, typed as the library's header declares n.
+ * Slots are indexed by function name (KL_DYNLIB_I_<name>), unique in a program. */
+#define KL_DYNLIB_INDEX(n) KL_DYNLIB_I_##n,
+#define KL_DYNLIB_NAME(n)  #n,
+#define KL_DYNLIB_DEFINE(var, LIST, soname_, hint_)                                                \
+    enum { LIST(KL_DYNLIB_INDEX) var##_count_ };                                                   \
+    static const char *const var##_names[var##_count_] = {LIST(KL_DYNLIB_NAME)};                   \
+    static void *var##_slots[var##_count_];                                                        \
+    static kl_dynlib var = {.soname = soname_,                                                     \
+                            .package_hint = hint_,                                                 \
+                            .names = var##_names,                                                  \
+                            .slots = var##_slots,                                                  \
+                            .count = var##_count_,                                                 \
+                            .mu = PTHREAD_MUTEX_INITIALIZER}
+#define KL_DYNLIB_FN(var, n) ((__typeof__(&n))var##_slots[KL_DYNLIB_I_##n])
+
 /* Loads lib once per process and fills every slot. Returns 0, or -1 with the reason (which
  * library, which symbol, what to install) copied into err. A failure is remembered: the library
  * is not looked for again. Blocks on file I/O and relocation the first time: never call it first

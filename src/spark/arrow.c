@@ -26,27 +26,8 @@
     X(LZ4F_isError)                                                                                \
     X(LZ4F_resetDecompressionContext)
 
-enum {
-#define X(n) LZ4_##n,
-    LZ4_FUNCS(X)
-#undef X
-        LZ4_COUNT
-};
-static const char *const lz4_names[LZ4_COUNT] = {
-#define X(n) #n,
-    LZ4_FUNCS(X)
-#undef X
-};
-static void *lz4_slots[LZ4_COUNT];
-static kl_dynlib lz4_lib = {
-    .soname = KL_LZ4_SONAME,
-    .package_hint = "liblz4: Debian package liblz4-1",
-    .names = lz4_names,
-    .slots = lz4_slots,
-    .count = LZ4_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-#define LZ4(n) ((__typeof__(&n))lz4_slots[LZ4_##n])
+KL_DYNLIB_DEFINE(lz4_lib, LZ4_FUNCS, KL_LZ4_SONAME, "liblz4: Debian package liblz4-1");
+#define LZ4(n) KL_DYNLIB_FN(lz4_lib, n)
 
 #define ZSTD_FUNCS(X)                                                                              \
     X(ZSTD_DCtx_reset)                                                                             \
@@ -56,27 +37,8 @@ static kl_dynlib lz4_lib = {
     X(ZSTD_getErrorName)                                                                           \
     X(ZSTD_isError)
 
-enum {
-#define X(n) ZSTD_##n,
-    ZSTD_FUNCS(X)
-#undef X
-        ZSTD_COUNT
-};
-static const char *const zstd_names[ZSTD_COUNT] = {
-#define X(n) #n,
-    ZSTD_FUNCS(X)
-#undef X
-};
-static void *zstd_slots[ZSTD_COUNT];
-static kl_dynlib zstd_lib = {
-    .soname = KL_ZSTD_SONAME,
-    .package_hint = "libzstd: Debian package libzstd1",
-    .names = zstd_names,
-    .slots = zstd_slots,
-    .count = ZSTD_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-#define ZSTD(n) ((__typeof__(&n))zstd_slots[ZSTD_##n])
+KL_DYNLIB_DEFINE(zstd_lib, ZSTD_FUNCS, KL_ZSTD_SONAME, "libzstd: Debian package libzstd1");
+#define ZSTD(n) KL_DYNLIB_FN(zstd_lib, n)
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the Arrow decoder reads little-endian data in place and needs a little-endian host"

@@ -77,28 +77,9 @@
     X(grpc_slice_unref)                                                                            \
     X(grpc_ssl_credentials_create)
 
-enum {
-#define X(n) FN_##n,
-    KL_GRPC_FUNCS(X)
-#undef X
-        FN_COUNT
-};
-static const char *const grpc_names[FN_COUNT] = {
-#define X(n) #n,
-    KL_GRPC_FUNCS(X)
-#undef X
-};
-static void *grpc_slots[FN_COUNT];
-static kl_dynlib grpc_lib = {
-    .soname = KL_GRPC_SONAME,
-    .package_hint = "the gRPC C core library: Debian package libgrpc29",
-    .names = grpc_names,
-    .slots = grpc_slots,
-    .count = FN_COUNT,
-    .mu = PTHREAD_MUTEX_INITIALIZER,
-};
-/* The slot of gRPC function n, typed as n is declared in the gRPC headers. */
-#define G(n) ((__typeof__(&n))grpc_slots[FN_##n])
+KL_DYNLIB_DEFINE(grpc_lib, KL_GRPC_FUNCS, KL_GRPC_SONAME,
+                 "the gRPC C core library: Debian package libgrpc29");
+#define G(n) KL_DYNLIB_FN(grpc_lib, n)
 
 int kl_grpc_load(char *err, size_t errlen) {
     return kl_dynlib_load(&grpc_lib, err, errlen);
