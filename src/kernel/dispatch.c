@@ -70,13 +70,15 @@ static void history_query(void *arg) {
     bool output = json_is_true(json_object_get(c, "output"));
     const char *type = str(c, "hist_access_type", "tail");
     int n = (int)num(c, "n", 10);
+    /* A tenant sees its own user's sessions only; --shared-session shares everything. */
+    kl_history_view v = {j->t->history_session, j->k->opts.shared_session};
     if (strcmp(type, "tail") == 0) {
-        j->result = kl_history_tail(h, n, output);
+        j->result = kl_history_tail(h, v, n, output);
     } else if (strcmp(type, "range") == 0) {
-        j->result = kl_history_range(h, j->t->history_session, num(c, "session", 0),
-                                     (int)num(c, "start", 0), (int)num(c, "stop", 0), output);
+        j->result = kl_history_range(h, v, num(c, "session", 0), (int)num(c, "start", 0),
+                                     (int)num(c, "stop", 0), output);
     } else if (strcmp(type, "search") == 0) {
-        j->result = kl_history_search(h, str(c, "pattern", "*"), n,
+        j->result = kl_history_search(h, v, str(c, "pattern", "*"), n,
                                       json_is_true(json_object_get(c, "unique")), output);
     }
 }

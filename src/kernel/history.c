@@ -51,7 +51,15 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS history (session integer, line integer, source text, "
     "source_raw text, PRIMARY KEY (session, line));"
     "CREATE TABLE IF NOT EXISTS output_history (session integer, line integer, output text, "
-    "PRIMARY KEY (session, line));";
+    "PRIMARY KEY (session, line));"
+    /* Every query filters sessions by owner; an index is invisible to IPython's readers. */
+    "CREATE INDEX IF NOT EXISTS kindling_sessions_by_remark ON sessions (remark);";
+
+/* The owner lives in IPython's free-text remark column rather than a column of its own: IPython
+ * reads sessions with SELECT * and unpacks five fields, which an added column would break, and
+ * IPython itself writes '' there, so its sessions read as ownerless. */
+#define OWNER_USER    "kindling:user="
+#define OWNER_SESSION "kindling:session="
 
 /* IPython stores Python's local datetime text; SQLite's %f gives SS.SSS, which its parser reads. */
 #define NOW_SQL "strftime('%Y-%m-%d %H:%M:%f', 'now', 'localtime')"
@@ -131,21 +139,28 @@ void kl_history_close(kl_history *h) {
     free(h);
 }
 
-int kl_history_session_begin(kl_history *h, int64_t *session) {
+int kl_history_session_begin(kl_history *h, const char *user, const char *client_session,
+                             int64_t *session) {
+    bool named = user && *user;
+    const char *who = named ? user : client_session ? client_session : "";
+    char *owner = NULL;
+    if (asprintf(&owner, "%s%s", named ? OWNER_USER : OWNER_SESSION, who) < 0) return -1;
     sqlite3_stmt *st = NULL;
     int ret = -1;
     pthread_mutex_lock(&h->mu);
     if (SQL(sqlite3_prepare_v2)(
             h->db,
             "INSERT INTO sessions (start, end, num_cmds, remark) VALUES (" NOW_SQL
-            ", NULL, NULL, '') RETURNING session",
+            ", NULL, NULL, ?1) RETURNING session",
             -1, &st, NULL) == SQLITE_OK &&
+        SQL(sqlite3_bind_text)(st, 1, owner, -1, SQLITE_STATIC) == SQLITE_OK &&
         SQL(sqlite3_step)(st) == SQLITE_ROW) {
         *session = SQL(sqlite3_column_int64)(st, 0);
         ret = SQL(sqlite3_step)(st) == SQLITE_DONE ? 0 : -1;
     }
     SQL(sqlite3_finalize)(st);
     pthread_mutex_unlock(&h->mu);
+    free(owner);
     return ret;
 }
 
@@ -313,16 +328,26 @@ static json_t *collect(kl_history *h, sqlite3_stmt *st, bool output, bool revers
     return rows;
 }
 
+/* Every query binds the view as ?8 (all) and ?9 (current), above its own parameters. A session
+ * is visible when the view sees all, or when its remark is the current session's: the owner of a
+ * session that begins without one (legacy, IPython's) is NULL or '', and the current session always
+ * has one, so ownerless sessions match no one. */
+#define CURRENT_OWNER "(SELECT cur.remark FROM sessions AS cur WHERE cur.session = ?9)"
+#define VISIBLE(col)                                                                               \
+    "(?8 OR " col " IN (SELECT s.session FROM sessions AS s WHERE s.remark = " CURRENT_OWNER "))"
+
 #define SELECT_IN "SELECT h.session, h.line, h.source_raw FROM history AS h "
 #define SELECT_IO                                                                                  \
     "SELECT h.session, h.line, h.source_raw, o.output FROM history AS h "                          \
     "LEFT JOIN output_history AS o ON o.session = h.session AND o.line = h.line "
 
-/* Prepares sql under the mutex; on failure unlocks and returns NULL. */
-static sqlite3_stmt *prepare_locked(kl_history *h, const char *sql) {
+/* Prepares sql under the mutex and binds the view; on failure unlocks and returns NULL. */
+static sqlite3_stmt *prepare_locked(kl_history *h, const char *sql, kl_history_view v) {
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&h->mu);
-    if (SQL(sqlite3_prepare_v2)(h->db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (SQL(sqlite3_prepare_v2)(h->db, sql, -1, &st, NULL) != SQLITE_OK ||
+        SQL(sqlite3_bind_int)(st, 8, v.all ? 1 : 0) != SQLITE_OK ||
+        SQL(sqlite3_bind_int64)(st, 9, v.current) != SQLITE_OK) {
         SQL(sqlite3_finalize)(st);
         pthread_mutex_unlock(&h->mu);
         return NULL;
@@ -331,41 +356,54 @@ static sqlite3_stmt *prepare_locked(kl_history *h, const char *sql) {
 }
 
 /* n <= 0 returns every entry, as for search. */
-json_t *kl_history_tail(kl_history *h, int n, bool output) {
-    sqlite3_stmt *st =
-        prepare_locked(h, output ? SELECT_IO "ORDER BY h.session DESC, h.line DESC LIMIT ?"
-                                 : SELECT_IN "ORDER BY h.session DESC, h.line DESC LIMIT ?");
+json_t *kl_history_tail(kl_history *h, kl_history_view v, int n, bool output) {
+#define TAIL_WHERE "WHERE " VISIBLE("h.session") " ORDER BY h.session DESC, h.line DESC LIMIT ?1"
+    sqlite3_stmt *st = prepare_locked(h, output ? SELECT_IO TAIL_WHERE : SELECT_IN TAIL_WHERE, v);
+#undef TAIL_WHERE
     if (!st) return NULL;
     SQL(sqlite3_bind_int)(st, 1, n > 0 ? n : -1);
     return collect(h, st, output, true);
 }
 
-json_t *kl_history_range(kl_history *h, int64_t current, int64_t session, int start, int stop,
+/* The session a range asks for (?1): a positive number as is; otherwise counted back from the
+ * current one, by number when all is seen (IPython's arithmetic), else among the owner's own
+ * sessions, so other tenants' sessions in between do not count. */
+#define RANGE_TARGET                                                                               \
+    "(CASE WHEN ?1 > 0 THEN ?1 WHEN ?8 THEN ?9 + ?1 ELSE "                                         \
+    "(SELECT c.session FROM sessions AS c WHERE c.remark = " CURRENT_OWNER                         \
+    " AND c.session <= ?9 ORDER BY c.session DESC LIMIT 1 OFFSET -?1) END)"
+
+json_t *kl_history_range(kl_history *h, kl_history_view v, int64_t session, int start, int stop,
                          bool output) {
-    sqlite3_stmt *st = prepare_locked(
-        h, output ? SELECT_IO "WHERE h.session = ?1 AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) "
-                              "ORDER BY h.line"
-                  : SELECT_IN "WHERE h.session = ?1 AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) "
-                              "ORDER BY h.line");
+#define RANGE_WHERE                                                                                \
+    "WHERE h.session = " RANGE_TARGET                                                              \
+    " AND " VISIBLE("h.session") " AND h.line >= ?2 AND (?3 <= 0 OR h.line < ?3) ORDER BY h.line"
+    sqlite3_stmt *st = prepare_locked(h, output ? SELECT_IO RANGE_WHERE : SELECT_IN RANGE_WHERE, v);
+#undef RANGE_WHERE
     if (!st) return NULL;
-    SQL(sqlite3_bind_int64)(st, 1, session <= 0 ? current + session : session);
+    SQL(sqlite3_bind_int64)(st, 1, session);
     SQL(sqlite3_bind_int)(st, 2, start);
     SQL(sqlite3_bind_int)(st, 3, stop);
     return collect(h, st, output, false);
 }
 
-/* unique keeps the newest occurrence of each source: the matches are ranked per source, newest
- * first, and only rank 1 survives, before the LIMIT applies. */
-json_t *kl_history_search(kl_history *h, const char *pattern, int n, bool unique, bool output) {
+/* unique keeps the newest occurrence of each source: the visible matches are ranked per source,
+ * newest first, and only rank 1 survives, before the LIMIT applies. Filtering before ranking
+ * matters: a newer copy in a session this view cannot see must not hide the visible one. */
+json_t *kl_history_search(kl_history *h, kl_history_view v, const char *pattern, int n, bool unique,
+                          bool output) {
 #define SEARCH_MATCHES                                                                             \
     "WITH m AS (SELECT session, line, source_raw, ROW_NUMBER() OVER (PARTITION BY source "         \
-    "ORDER BY session DESC, line DESC) AS recency FROM history WHERE source GLOB ?1) "
+    "ORDER BY session DESC, line DESC) AS recency FROM history "                                   \
+    "WHERE source GLOB ?1 AND " VISIBLE("history.session") ") "
 #define SEARCH_ORDER "WHERE (?2 = 0 OR m.recency = 1) ORDER BY m.session DESC, m.line DESC LIMIT ?3"
     sqlite3_stmt *st = prepare_locked(
-        h, output ? SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw, o.output FROM m "
-                                   "LEFT JOIN output_history AS o "
-                                   "ON o.session = m.session AND o.line = m.line " SEARCH_ORDER
-                  : SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw FROM m " SEARCH_ORDER);
+        h,
+        output ? SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw, o.output FROM m "
+                                "LEFT JOIN output_history AS o "
+                                "ON o.session = m.session AND o.line = m.line " SEARCH_ORDER
+               : SEARCH_MATCHES "SELECT m.session, m.line, m.source_raw FROM m " SEARCH_ORDER,
+        v);
 #undef SEARCH_MATCHES
 #undef SEARCH_ORDER
     if (!st) return NULL;

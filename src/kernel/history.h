@@ -15,8 +15,13 @@ typedef struct kl_history kl_history;
 kl_history *kl_history_open(const char *path, char *err, size_t errlen);
 void kl_history_close(kl_history *h);
 
-/* Starts a new history session (one per client connection); its number in *session. */
-int kl_history_session_begin(kl_history *h, int64_t *session);
+/* Starts a new history session (one per client connection) owned by the client's user, its number
+ * in *session. The owner is user (the request header's username); a client that sends an empty
+ * username owns the session by its client session id alone, so anonymous clients never pool their
+ * history. The owner is kept in the sessions table's remark column ("kindling:user=NAME" or
+ * "kindling:session=ID"), so the file keeps IPython's schema. */
+int kl_history_session_begin(kl_history *h, const char *user, const char *client_session,
+                             int64_t *session);
 int kl_history_session_end(kl_history *h, int64_t session, int num_cmds);
 /* Stores one input (and its text/plain output, or NULL), both passed through
  * kl_history_redact first. 0 or -1. */
@@ -30,15 +35,27 @@ int kl_history_store(kl_history *h, int64_t session, int line, const char *sourc
  * out of memory. */
 char *kl_history_redact(const char *text);
 
+/* Which sessions a query sees: those with the same owner as session current (its own among
+ * them), or every session in the file when all is set (--shared-session). Sessions without an
+ * owner (written before owners were recorded, or by IPython) are seen only with all. current 0
+ * (no session) sees nothing unless all. */
+typedef struct kl_history_view {
+    int64_t current;
+    bool all;
+} kl_history_view;
+
 /* Each returns a new JSON array of [session, line, input] triples, or [session, line,
  * [input, output]] when output is true (output null when none); NULL on error. Entries come
- * oldest first. */
-json_t *kl_history_tail(kl_history *h, int n, bool output);
-/* session <= 0 counts back from current (0 = current). stop <= 0: to the end of the session. */
-json_t *kl_history_range(kl_history *h, int64_t current, int64_t session, int start, int stop,
+ * oldest first, from sessions v sees only. */
+json_t *kl_history_tail(kl_history *h, kl_history_view v, int n, bool output);
+/* session <= 0 counts back from v.current (0 = current, -1 the session before): among the
+ * sessions v sees, or by number with all (as IPython). A positive session v does not see gives
+ * nothing. stop <= 0: to the end of the session. */
+json_t *kl_history_range(kl_history *h, kl_history_view v, int64_t session, int start, int stop,
                          bool output);
 /* pattern is an SQLite GLOB (as IPython's); n <= 0 for all; unique drops repeated inputs keeping
  * the newest. */
-json_t *kl_history_search(kl_history *h, const char *pattern, int n, bool unique, bool output);
+json_t *kl_history_search(kl_history *h, kl_history_view v, const char *pattern, int n, bool unique,
+                          bool output);
 
 #endif

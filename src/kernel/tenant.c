@@ -23,10 +23,18 @@ void kl_msg_free(kl_msg *m) {
     free(m);
 }
 
+/* The history session is owned by the username of the tenant's first request. */
+typedef struct history_begin_job {
+    kl_tenant *t;
+    const char *user; /* borrowed from the queued request, which stays queued until it is done */
+} history_begin_job;
+
 static void history_begin(void *arg) {
-    kl_tenant *t = arg;
+    history_begin_job *j = arg;
+    kl_tenant *t = j->t;
     kl_history *h = t->k->history;
-    if (!h || kl_history_session_begin(h, &t->history_session) != 0) t->history_session = 0;
+    if (!h || kl_history_session_begin(h, j->user, t->session, &t->history_session) != 0)
+        t->history_session = 0;
 }
 
 struct kl_queued {
@@ -121,7 +129,8 @@ static void tenant_main(void *arg) {
     kl_kernel *k = t->k;
     if (!t->history_begun && t->qlen) {
         t->history_begun = true;
-        kl_kernel_history_run(k, history_begin, t);
+        history_begin_job j = {t, kl_msg_username(queue_at(t, 0)->msg)};
+        kl_kernel_history_run(k, history_begin, &j);
     }
     kl_msg *m;
     bool abort;

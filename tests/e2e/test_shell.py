@@ -386,11 +386,13 @@ def test_history_of_this_connection(kernel):
     assert stream_text(ok(kc, "%history -n 1")) == "   4: %history\n"
     assert stream_text(ok(kc, "%history -n 2 echo")) == "   1: %echo one\n   3: %echo three\n"
     assert stream_text(ok(kc, "%history nothing-matches")) == ""
-    # Another connection has its own session; -g searches every session.
+    # Another connection has its own session; -g reaches this user's sessions only
+    # (new_client connects as another user, "e2e-extra").
     other = kernel.new_client()
     ok(other, "%echo from the other one")
     assert "other one" not in stream_text(ok(kc, "%history"))
-    found = stream_text(ok(kc, "%history -g other one"))
+    assert stream_text(ok(kc, "%history -g other one")) == ""
+    found = stream_text(ok(other, "%history -g other one"))
     assert re.fullmatch(r"\d+/1: %echo from the other one\n", found), found
     assert error(kc, "%history -n zero") == ("UsageError", "%history: -n takes a number of entries from 1 to 100000")
 

@@ -535,12 +535,15 @@ static void history_query(void *arg) {
     kl_history *h = j->k->history;
     j->session = j->t->history_session;
     if (!h) return;
+    /* -g reaches the user's other sessions, never another user's (unless --shared-session). */
+    kl_history_view v = {j->session, j->k->opts.shared_session};
     if (j->a.global) {
-        j->result = kl_history_search(h, j->a.pattern ? j->a.pattern : "*", j->a.n, false, false);
+        j->result =
+            kl_history_search(h, v, j->a.pattern ? j->a.pattern : "*", j->a.n, false, false);
         return;
     }
     if (j->session <= 0) return;
-    json_t *all = kl_history_range(h, j->session, 0, 0, 0, false);
+    json_t *all = kl_history_range(h, v, 0, 0, 0, false);
     if (!all) return;
     j->result = json_array();
     size_t i;
@@ -597,7 +600,8 @@ int kl_shell_magics_register(kl_magic_registry *reg) {
         {"time", KL_MAGIC_LINE | KL_MAGIC_CELL, "%time STATEMENT, %%time",
          "Run a statement (or the cell) and print its wall time.", magic_time},
         {"history", KL_MAGIC_LINE, "%history [-n N] [-g] [PATTERN]",
-         "List this connection's recent inputs (-g: every session's), those matching PATTERN.",
+         "List this connection's recent inputs (-g: every session of this user's), those "
+         "matching PATTERN.",
          magic_history},
         {"load_magic", KL_MAGIC_LINE, "%load_magic PATH",
          "Load a magic plugin (a shared object) and register its magics.", kl_plugin_magic_load},

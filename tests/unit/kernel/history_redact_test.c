@@ -38,10 +38,10 @@ Test(history_redact, stored_lines_are_redacted) {
     kl_history *h = kl_history_open(":memory:", err, sizeof err);
     cr_assert_not_null(h, "%s", err);
     int64_t s;
-    cr_assert_eq(kl_history_session_begin(h, &s), 0);
+    cr_assert_eq(kl_history_session_begin(h, "alice", "client", &s), 0);
     cr_assert_eq(kl_history_store(h, s, 1, "%connect sc://h/;token=TOPSECRET", "token=TOPSECRET"),
                  0);
-    json_t *tail = kl_history_tail(h, 1, true);
+    json_t *tail = kl_history_tail(h, (kl_history_view){.current = s}, 1, true);
     cr_assert_not_null(tail);
     char *dump = json_dumps(tail, JSON_COMPACT);
     cr_expect_null(strstr(dump, "TOPSECRET"), "history kept the token: %s", dump);
