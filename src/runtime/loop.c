@@ -28,6 +28,7 @@ struct kl_task {
     bool queued;                  /* in the run queue */
     bool parked;                  /* suspended in kl_loop_park */
     bool wake_pending;            /* woken while not parked: the next park returns at once */
+    bool yielding;                /* queued by kl_loop_yield rather than by a wake */
     bool timer_init;
     bool timer_fired;
     uv_timer_t timer; /* kl_loop_sleep; closed (asynchronously) when the task dies */
@@ -140,6 +141,7 @@ static void kl_loop_on_idle(uv_idle_t *h) {
         kl_task *next = t->next_run;
         t->next_run = NULL;
         t->queued = false;
+        t->yielding = false;
         kl_coro_resume(t->co);
         if (kl_coro_finished(t->co)) kl_loop_task_free(t);
         t = next;
@@ -169,7 +171,11 @@ kl_coro *kl_loop_spawn(kl_loop *loop, kl_coro_fn fn, void *arg, size_t stack_siz
 void kl_loop_wake(kl_loop *loop, kl_coro *co) {
     kl_task *t = kl_coro_user(co);
     assert(t && t->loop == loop);
-    if (t->queued) return;
+    if (t->queued) {
+        /* Queued by its own yield: this wake is for a park still to come. */
+        if (t->yielding) t->wake_pending = true;
+        return;
+    }
     if (t->parked) {
         t->parked = false;
         kl_loop_enqueue(loop, t);
@@ -191,6 +197,16 @@ void kl_loop_park(kl_loop *loop) {
     t->parked = true;
     kl_coro_yield();
     t->parked = false;
+}
+
+void kl_loop_yield(kl_loop *loop) {
+    kl_coro *co = kl_coro_current();
+    assert(co != NULL);
+    kl_task *t = kl_coro_user(co);
+    assert(t && t->loop == loop && !t->queued);
+    t->yielding = true;
+    kl_loop_enqueue(loop, t);
+    kl_coro_yield();
 }
 
 static void kl_loop_on_sleep_timer(uv_timer_t *h) {

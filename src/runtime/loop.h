@@ -30,6 +30,9 @@ size_t kl_loop_coro_count(const kl_loop *loop);
 void kl_loop_wake(kl_loop *loop, kl_coro *co);
 /* From a coroutine: yield until kl_loop_wake(co). */
 void kl_loop_park(kl_loop *loop);
+/* From a coroutine: let every coroutine already runnable, and the I/O callbacks of one loop turn,
+ * run before this one continues. A wake that arrives meanwhile is kept for the next park. */
+void kl_loop_yield(kl_loop *loop);
 /* From a coroutine: park for ms milliseconds (other wakes also end the sleep early; returns 0 when
  * the timer fired, 1 when woken by something else). */
 int kl_loop_sleep(kl_loop *loop, uint64_t ms);

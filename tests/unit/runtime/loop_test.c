@@ -107,6 +107,66 @@ Test(loop, double_wake_resumes_once) {
     cr_assert_eq(kl_loop_coro_count(loop), 0);
 }
 
+/* ---- yield ---- */
+
+typedef struct {
+    kl_coro *yielder;
+    int log[16];
+    int n;
+} yield_state;
+
+static void yielder_fn(void *arg) {
+    yield_state *s = arg;
+    s->log[s->n++] = 1;
+    kl_loop_yield(loop);
+    s->log[s->n++] = 3;
+}
+
+static void other_fn(void *arg) {
+    yield_state *s = arg;
+    s->log[s->n++] = 2;
+}
+
+Test(loop, yield_lets_runnable_coroutines_run_first) {
+    yield_state s = {0};
+    kl_loop_spawn(loop, yielder_fn, &s, 0);
+    kl_loop_spawn(loop, other_fn, &s, 0);
+    kl_loop_run(loop);
+    cr_assert_eq(s.n, 3);
+    cr_assert_eq(s.log[0], 1);
+    cr_assert_eq(s.log[1], 2, "the coroutine queued behind the yielder ran before it resumed");
+    cr_assert_eq(s.log[2], 3);
+    cr_assert_eq(kl_loop_coro_count(loop), 0);
+}
+
+/* A wake that lands while the coroutine sits in the run queue from its own yield belongs to the
+ * park that follows: it must not be lost. */
+static void yield_then_park_fn(void *arg) {
+    yield_state *s = arg;
+    kl_loop_yield(loop);
+    s->log[s->n++] = 2;
+    kl_loop_park(loop); /* the wake came during the yield: returns at once */
+    s->log[s->n++] = 3;
+}
+
+static void wake_during_yield_fn(void *arg) {
+    yield_state *s = arg;
+    s->log[s->n++] = 1;
+    kl_loop_wake(loop, s->yielder);
+}
+
+Test(loop, wake_during_yield_is_kept_for_the_next_park) {
+    yield_state s = {0};
+    s.yielder = kl_loop_spawn(loop, yield_then_park_fn, &s, 0);
+    /* Runs after the yielder has queued itself again, before it resumes. */
+    kl_loop_spawn(loop, wake_during_yield_fn, &s, 0);
+    kl_loop_run(loop);
+    cr_assert_eq(s.n, 3);
+    cr_assert_eq(s.log[0], 1);
+    cr_assert_eq(s.log[2], 3, "park returned: the wake was kept");
+    cr_assert_eq(kl_loop_coro_count(loop), 0);
+}
+
 /* ---- sleep ---- */
 
 static void sleep_fn(void *arg) {
