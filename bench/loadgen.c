@@ -51,7 +51,8 @@ typedef struct lg_options {
     double stall_s; /* give up when no reply at all arrives for this long */
     const char *code;
     bool json;
-    int iopub; /* -1 default (on), 0 off, 1 on */
+    int iopub;   /* -1 default (on), 0 off, 1 on */
+    double rate; /* requests per second per client (open loop); 0: back to back */
 } lg_options;
 
 typedef struct lg_client {
@@ -59,7 +60,14 @@ typedef struct lg_client {
     char session[KL_UUID_STRLEN];
     char inflight_id[KL_UUID_STRLEN]; /* "" when nothing is in flight */
     double sent_at;
-    bool answered; /* has had at least one reply */
+    /* When the request in flight was due: its send time back to back; its slot in the schedule
+     * with --rate, so a request sent late because the previous reply was late is timed from when
+     * it should have gone (no coordinated omission). */
+    double intended;
+    double due; /* --rate: when the next request is due */
+    int index;
+    bool answered;          /* has had at least one reply */
+    unsigned long measured; /* round trips inside the measured window */
 } lg_client;
 
 /* Growable sample buffer; latencies in seconds. */
@@ -114,11 +122,16 @@ static double lg_percentile(const lg_samples *sorted, unsigned p) {
 
 static void lg_usage(FILE *out) {
     fputs("usage: kl_loadgen --connection-file FILE [--mode kernel_info|execute] [--clients N]\n"
-          "                  [--duration S] [--warmup S] [--code TEXT] [--no-iopub] [--json]\n"
+          "                  [--duration S] [--warmup S] [--rate R] [--code TEXT] [--no-iopub]\n"
+          "                  [--json]\n"
           "\n"
           "Keeps one shell request in flight per simulated client and reports round trips per\n"
           "second and the p50/p99 latency of the requests answered during --duration seconds\n"
-          "(after --warmup seconds that are not counted).\n"
+          "(after --warmup seconds that are not counted). The clock starts once every client has\n"
+          "had a reply. Back to back by default (a closed loop: the kernel's capacity, and a\n"
+          "latency that is N / throughput); with --rate each client sends R requests per second\n"
+          "on a fixed schedule (an open loop: the latency at that load), still one at a time, and\n"
+          "a request is timed from its slot even when the previous reply made it late.\n"
           "\n"
           "  -f, --connection-file FILE  the kernel's connection file\n"
           "  -m, --mode MODE             kernel_info (default) or execute\n"
@@ -127,6 +140,7 @@ static void lg_usage(FILE *out) {
           "  -d, --duration S            measured seconds (5)\n"
           "  -w, --warmup S              unmeasured seconds first (1)\n"
           "  -e, --code TEXT             code for execute mode (\"%echo hi\")\n"
+          "      --rate R                requests per second per client (default: back to back)\n"
           "      --no-iopub              do not subscribe to and drain IOPub\n"
           "      --stall-timeout S       fail when no reply arrives for S seconds (10)\n"
           "  -j, --json                  print one JSON object instead of text\n",
@@ -147,7 +161,7 @@ static int lg_parse_double(const char *name, const char *s, double min, double *
 
 /* 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 static int lg_parse_args(int argc, char **argv, lg_options *o) {
-    enum { OPT_NO_IOPUB = 256, OPT_STALL };
+    enum { OPT_NO_IOPUB = 256, OPT_STALL, OPT_RATE };
     static const struct option longopts[] = {
         {"connection-file", required_argument, NULL, 'f'},
         {"mode", required_argument, NULL, 'm'},
@@ -158,6 +172,7 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
         {"json", no_argument, NULL, 'j'},
         {"no-iopub", no_argument, NULL, OPT_NO_IOPUB},
         {"stall-timeout", required_argument, NULL, OPT_STALL},
+        {"rate", required_argument, NULL, OPT_RATE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -205,6 +220,9 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
         case 'j':
             o->json = true;
             break;
+        case OPT_RATE:
+            if (lg_parse_double("--rate", optarg, 0.001, &o->rate) < 0) return -1;
+            break;
         case OPT_NO_IOPUB:
             o->iopub = 0;
             break;
@@ -237,37 +255,56 @@ static json_t *lg_request_content(const lg_options *o) {
                      "store_history", 1, "user_expressions", "allow_stdin", 0, "stop_on_error", 1);
 }
 
+/* The parts of a request that never change, serialised once: only the header (a new msg_id and
+ * date) is written per request. Building each request through jansson cost the generator more CPU
+ * than the kernel spent answering it, on the same two cores. */
+typedef struct lg_request_template {
+    const char *type;
+    char *content; /* owned */
+    size_t content_len;
+} lg_request_template;
+
+static int lg_template_init(lg_request_template *t, const lg_options *o) {
+    t->type = o->mode == LG_KERNEL_INFO ? "kernel_info_request" : "execute_request";
+    json_t *c = lg_request_content(o);
+    t->content = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    json_decref(c);
+    if (!t->content) return -ENOMEM;
+    t->content_len = strlen(t->content);
+    return 0;
+}
+
+static int lg_send_frame(void *sock, const void *data, size_t len, int flags) {
+    /* A DEALER with a live pipe queues up to its high-water mark; one request in flight never
+     * gets near it, so a blocking send only waits while the connection is being made. */
+    if (zmq_send(sock, data, len, flags) >= 0) return 0;
+    fprintf(stderr, "kl_loadgen: send failed: %s\n", zmq_strerror(errno));
+    return -errno;
+}
+
 /* Builds, signs and sends one request on cl; remembers its msg_id and send time. */
-static int lg_send_request(lg_client *cl, const lg_options *o, const kl_signer *signer) {
-    const char *type = o->mode == LG_KERNEL_INFO ? "kernel_info_request" : "execute_request";
-    kl_msg m;
-    kl_msg_init(&m);
-    m.header = kl_msg_header_new(type, cl->session, LG_USERNAME);
-    m.parent_header = json_object();
-    m.metadata = json_object();
-    m.content = lg_request_content(o);
-    int rc = -ENOMEM;
-    kl_frames out;
-    kl_frames_init(&out);
-    if (!m.header || !m.parent_header || !m.metadata || !m.content) goto done;
-    if (kl_msg_encode(&m, signer, &out) < 0) goto done;
-    snprintf(cl->inflight_id, sizeof cl->inflight_id, "%s", kl_msg_id(&m));
+static int lg_send_request(lg_client *cl, const lg_request_template *t, const kl_signer *signer) {
+    char header[512], date[32], sig[KL_SIG_HEX_MAX];
+    if (kl_uuid_v4(cl->inflight_id) < 0) return -EIO;
+    kl_iso8601_now(date);
+    int hlen = snprintf(header, sizeof header,
+                        "{\"msg_id\":\"%s\",\"msg_type\":\"%s\",\"username\":\"" LG_USERNAME
+                        "\",\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
+                        cl->inflight_id, t->type, cl->session, date);
+    if (hlen < 0 || (size_t)hlen >= sizeof header) return -EOVERFLOW;
+    kl_slice parts[4] = {
+        {header, (size_t)hlen}, {"{}", 2}, {"{}", 2}, {t->content, t->content_len}};
+    if (kl_signer_sign(signer, parts, sig) < 0) return -EIO;
     cl->sent_at = lg_now();
-    rc = 0;
-    for (size_t i = 0; i < out.n; i++) {
-        int flags = i + 1 < out.n ? ZMQ_SNDMORE : 0;
-        /* A DEALER with a live pipe queues up to its high-water mark; one request in flight never
-         * gets near it, so a blocking send only waits while the connection is being made. */
-        if (zmq_msg_send(&out.v[i], cl->sock, flags) < 0) {
-            fprintf(stderr, "kl_loadgen: send failed: %s\n", zmq_strerror(errno));
-            rc = -errno;
-            break;
-        }
-    }
-done:
-    kl_frames_clear(&out);
-    kl_msg_clear(&m);
-    return rc;
+    int rc;
+    if ((rc = lg_send_frame(cl->sock, KL_WIRE_DELIM, strlen(KL_WIRE_DELIM), ZMQ_SNDMORE)) < 0 ||
+        (rc = lg_send_frame(cl->sock, sig, strlen(sig), ZMQ_SNDMORE)) < 0)
+        return rc;
+    for (int i = 0; i < 4; i++)
+        if ((rc = lg_send_frame(cl->sock, parts[i].data, parts[i].len, i < 3 ? ZMQ_SNDMORE : 0)) <
+            0)
+            return rc;
+    return 0;
 }
 
 /* Reads one whole multipart message without blocking into f. 1 if one was read, 0 if none was
@@ -313,16 +350,34 @@ static int lg_drain_iopub(void *sub, lg_stats *st) {
     }
 }
 
-/* Checks that msg answers cl's request in flight. 1 if it does (and *ok says whether the status
- * was "ok"), 0 if it is something else. */
-static int lg_match_reply(const lg_client *cl, const kl_msg *msg, const char *reply_type,
+/* Whether the first "key": "..." string member in the JSON text j has the value want: 1 yes, 0
+ * another value, -1 no such member. Enough for the flat objects a kernel's reply header and
+ * content are, whatever the kernel's spacing; a reply is read without building a JSON tree, like
+ * the request is written without one. */
+static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
+    char quoted[64];
+    int qn = snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *p = j.data, *end = p + j.len;
+    const char *hit = memmem(p, j.len, quoted, (size_t)qn);
+    if (!hit) return -1;
+    p = hit + qn;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    size_t wn = strlen(want);
+    if (p >= end || *p != '"' || (size_t)(end - p) < wn + 2) return 0;
+    return memcmp(p + 1, want, wn) == 0 && p[wn + 1] == '"';
+}
+
+/* Checks that the reply answers cl's request in flight (its signature already verified). 1 if it
+ * does (and *ok says whether the status was "ok"), 0 if it is something else. */
+static int lg_match_reply(const lg_client *cl, const kl_wire_parts *w, const char *reply_type,
                           bool *ok) {
-    if (strcmp(kl_msg_type(msg), reply_type) != 0) return 0;
-    const char *parent = json_string_value(json_object_get(msg->parent_header, "msg_id"));
-    if (!parent || strcmp(parent, cl->inflight_id) != 0) return 0;
-    const char *status = json_string_value(json_object_get(msg->content, "status"));
+    if (lg_json_field_is(w->json[0], "msg_type", reply_type) != 1) return 0;
+    /* A fresh UUID appears in the parent header only as the msg_id it is. */
+    if (!memmem(w->json[1].data, w->json[1].len, cl->inflight_id, strlen(cl->inflight_id)))
+        return 0;
+    int status = lg_json_field_is(w->json[3], "status", "ok");
     /* Older kernels leave status out of kernel_info_reply; execute_reply always carries one. */
-    *ok = status ? strcmp(status, "ok") == 0 : strcmp(reply_type, "kernel_info_reply") == 0;
+    *ok = status == 1 || (status < 0 && strcmp(reply_type, "kernel_info_reply") == 0);
     return 1;
 }
 
@@ -331,12 +386,45 @@ typedef struct lg_window {
     double from, until;
 } lg_window;
 
+/* --rate: clients waiting for their next slot, a binary min-heap on lg_client.due. */
+typedef struct lg_schedule {
+    lg_client *cl;
+    int *v;
+    int n;
+    bool started;
+} lg_schedule;
+
+static void lg_schedule_push(lg_schedule *h, int i) {
+    int k = h->n++;
+    while (k > 0) {
+        int parent = (k - 1) / 2;
+        if (h->cl[h->v[parent]].due <= h->cl[i].due) break;
+        h->v[k] = h->v[parent];
+        k = parent;
+    }
+    h->v[k] = i;
+}
+
+static int lg_schedule_pop(lg_schedule *h) {
+    int top = h->v[0], last = h->v[--h->n], k = 0;
+    for (;;) {
+        int c = 2 * k + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && h->cl[h->v[c + 1]].due < h->cl[h->v[c]].due) c++;
+        if (h->cl[last].due <= h->cl[h->v[c]].due) break;
+        h->v[k] = h->v[c];
+        k = c;
+    }
+    if (h->n > 0) h->v[k] = last;
+    return top;
+}
+
 /* Handles every reply waiting on cl, and sends the next request while the window is open; returns
  * only after a receive failed with EAGAIN, which re-arms the socket's ZMQ_FD. -1 on a fatal
  * error. */
-static int lg_service_client(lg_client *cl, const lg_options *o, const kl_signer *signer,
-                             const char *reply_type, const lg_window *w, lg_stats *st,
-                             double *last_reply_at) {
+static int lg_service_client(lg_client *cl, const lg_options *o, const lg_request_template *t,
+                             const kl_signer *signer, const char *reply_type, const lg_window *win,
+                             lg_schedule *sched, lg_stats *st, double *last_reply_at) {
     for (;;) {
         kl_frames f;
         kl_frames_init(&f);
@@ -346,19 +434,18 @@ static int lg_service_client(lg_client *cl, const lg_options *o, const kl_signer
             return r;
         }
         double now = lg_now();
-        kl_msg msg;
-        char err[256];
-        int d = kl_msg_decode(&f, signer, &msg, err, sizeof err);
-        if (d != KL_MSG_OK) {
-            /* Decoding a reply is part of what any client must do, so a failure is a finding. */
-            fprintf(stderr, "kl_loadgen: undecodable reply: %s\n", err);
+        kl_wire_parts w;
+        int d = kl_wire_split(&f, signer, &w);
+        if (d != KL_WIRE_OK) {
+            /* Checking a reply is part of what any client must do, so a failure is a finding. */
+            fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));
             st->unexpected++;
-            kl_msg_clear(&msg);
+            kl_frames_clear(&f);
             continue;
         }
         bool ok = false;
-        int matched = cl->inflight_id[0] ? lg_match_reply(cl, &msg, reply_type, &ok) : 0;
-        kl_msg_clear(&msg);
+        int matched = cl->inflight_id[0] ? lg_match_reply(cl, &w, reply_type, &ok) : 0;
+        kl_frames_clear(&f);
         if (!matched) {
             st->unexpected++;
             continue;
@@ -371,16 +458,27 @@ static int lg_service_client(lg_client *cl, const lg_options *o, const kl_signer
             cl->answered = true;
             st->answered++;
         }
-        if (now >= w->from && now < w->until) {
+        if (now >= win->from && now < win->until) {
             st->round_trips++;
+            cl->measured++;
             if (!ok) st->errors++;
-            if (cl->sent_at >= w->from && lg_samples_push(&st->latency, now - cl->sent_at) < 0)
+            if (cl->intended >= win->from && lg_samples_push(&st->latency, now - cl->intended) < 0)
                 return -1;
         }
-        if (now < w->until) {
-            if (lg_send_request(cl, o, signer) < 0) return -1;
-            st->in_flight++;
+        if (now >= win->until) continue;
+        if (o->rate > 0) {
+            /* Until every client is connected nothing is scheduled; then this one waits for its
+             * slot, or goes at once when the slot has passed. */
+            if (!sched->started) continue;
+            if (cl->due > now) {
+                lg_schedule_push(sched, cl->index);
+                continue;
+            }
         }
+        if (lg_send_request(cl, t, signer) < 0) return -1;
+        cl->intended = o->rate > 0 ? cl->due : cl->sent_at;
+        if (o->rate > 0) cl->due += 1.0 / o->rate;
+        st->in_flight++;
     }
 }
 
@@ -415,7 +513,31 @@ static double lg_cpu_seconds(void) {
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
-static void lg_report(const lg_options *o, lg_stats *st, double measured_s) {
+static int lg_cmp_ulong(const void *a, const void *b) {
+    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Round trips per client in the window: fewest, median, most. A kernel that serves its
+ * connections unevenly shows it here before it shows in the latency percentiles. */
+static void lg_fairness(const lg_client *cl, int n, unsigned long out[3]) {
+    unsigned long *v = malloc((size_t)n * sizeof *v);
+    out[0] = out[1] = out[2] = 0;
+    if (!v || n == 0) {
+        free(v);
+        return;
+    }
+    for (int i = 0; i < n; i++) v[i] = cl[i].measured;
+    qsort(v, (size_t)n, sizeof *v, lg_cmp_ulong);
+    out[0] = v[0];
+    out[1] = v[n / 2];
+    out[2] = v[n - 1];
+    free(v);
+}
+
+static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, double measured_s) {
+    unsigned long fair[3];
+    lg_fairness(cl, o->clients, fair);
     qsort(st->latency.v, st->latency.n, sizeof *st->latency.v, lg_cmp_double);
     double sum = 0;
     for (size_t i = 0; i < st->latency.n; i++) sum += st->latency.v[i];
@@ -439,6 +561,10 @@ static void lg_report(const lg_options *o, lg_stats *st, double measured_s) {
             /* With these a caller can relate CPU it measured over the whole run to requests. */
             json_object_set_new(j, "all_replies", json_integer((json_int_t)st->all_replies));
             json_object_set_new(j, "connect_s", json_real(st->connect_s));
+            json_object_set_new(j, "offered_per_client_per_s", json_real(o->rate));
+            json_object_set_new(j, "per_client_round_trips",
+                                json_pack("{s:I, s:I, s:I}", "min", (json_int_t)fair[0], "median",
+                                          (json_int_t)fair[1], "max", (json_int_t)fair[2]));
             json_object_set_new(j, "latency_samples", json_integer((json_int_t)st->latency.n));
             json_object_set_new(j, "generator_cpu_s", json_real(lg_cpu_seconds()));
             if (o->mode == LG_EXECUTE) json_object_set_new(j, "code", json_string(o->code));
@@ -450,9 +576,10 @@ static void lg_report(const lg_options *o, lg_stats *st, double measured_s) {
     } else {
         printf("%s clients=%d duration=%.2f s round_trips=%llu rate=%.1f rt/s p50=%.3f ms "
                "p99=%.3f ms mean=%.3f ms max=%.3f ms errors=%llu unexpected=%llu "
-               "iopub_messages=%llu connect=%.3f s%s\n",
+               "iopub_messages=%llu connect=%.3f s per-client min/median/max=%lu/%lu/%lu%s\n",
                mode, o->clients, measured_s, st->round_trips, rate, p50, p99, mean, max, st->errors,
-               st->unexpected, st->iopub_msgs, st->connect_s, iopub ? "" : " (IOPub not read)");
+               st->unexpected, st->iopub_msgs, st->connect_s, fair[0], fair[1], fair[2],
+               iopub ? "" : " (IOPub not read)");
     }
 }
 
@@ -483,7 +610,9 @@ int main(int argc, char **argv) {
     enum { LG_EVENTS = 256 };
     struct epoll_event events[LG_EVENTS];
     lg_stats st = {0};
-    if (!zctx || !cl || ep < 0) {
+    lg_request_template tmpl = {0};
+    lg_schedule sched = {.cl = cl, .v = calloc((size_t)o.clients, sizeof(int))};
+    if (!zctx || !cl || ep < 0 || !sched.v) {
         fprintf(stderr, "kl_loadgen: out of memory\n");
         goto out;
     }
@@ -513,9 +642,12 @@ int main(int argc, char **argv) {
     }
 
     const char *reply_type = o.mode == LG_KERNEL_INFO ? "kernel_info_reply" : "execute_reply";
+    if (lg_template_init(&tmpl, &o) < 0) goto out;
     double t0 = lg_now();
     for (int i = 0; i < o.clients; i++) {
-        if (lg_send_request(&cl[i], &o, &signer) < 0) goto out;
+        cl[i].index = i;
+        if (lg_send_request(&cl[i], &tmpl, &signer) < 0) goto out;
+        cl[i].intended = cl[i].sent_at;
         st.in_flight++;
     }
 
@@ -531,7 +663,24 @@ int main(int argc, char **argv) {
             w.from = now + o.warmup_s;
             w.until = w.from + o.duration_s;
             drain_until = w.until + 2.0;
+            if (o.rate > 0) {
+                /* Slots spread evenly over one period, so the kernel sees a steady stream
+                 * rather than N requests at each tick. In-flight requests were all answered. */
+                sched.started = true;
+                for (int i = 0; i < o.clients; i++) {
+                    cl[i].due = now + (double)i / o.clients / o.rate;
+                    lg_schedule_push(&sched, i);
+                }
+            }
         }
+        while (sched.n > 0 && cl[sched.v[0]].due <= now && now < w.until) {
+            lg_client *c = &cl[lg_schedule_pop(&sched)];
+            if (lg_send_request(c, &tmpl, &signer) < 0) goto out;
+            c->intended = c->due;
+            c->due += 1.0 / o.rate;
+            st.in_flight++;
+        }
+        if (now >= w.until) sched.n = 0;
         if (now >= w.until && (st.in_flight == 0 || now >= drain_until)) break;
         if (st.in_flight && now - last_reply_at > o.stall_s) {
             fprintf(stderr,
@@ -540,7 +689,14 @@ int main(int argc, char **argv) {
                     o.stall_s, st.answered, o.clients);
             goto out;
         }
-        int n = epoll_wait(ep, events, LG_EVENTS, 100);
+        int timeout_ms = 100;
+        if (sched.n > 0) {
+            /* Rounded up: a slot is never taken early, at most a millisecond late (and timed
+             * from the slot, so the lateness counts against the kernel, not for it). */
+            double ms = (cl[sched.v[0]].due - now) * 1e3 + 1;
+            timeout_ms = ms < 0 ? 0 : ms < 100 ? (int)ms : 100;
+        }
+        int n = epoll_wait(ep, events, LG_EVENTS, timeout_ms);
         if (n < 0) {
             if (errno == EINTR) continue;
             fprintf(stderr, "kl_loadgen: epoll_wait failed: %s\n", strerror(errno));
@@ -548,9 +704,10 @@ int main(int argc, char **argv) {
         }
         for (int e = 0; e < n; e++) {
             uint32_t i = events[e].data.u32;
-            int r = i < (uint32_t)o.clients ? lg_service_client(&cl[i], &o, &signer, reply_type, &w,
-                                                                &st, &last_reply_at)
-                                            : lg_drain_iopub(sub, &st);
+            int r = i < (uint32_t)o.clients
+                        ? lg_service_client(&cl[i], &o, &tmpl, &signer, reply_type, &w, &sched, &st,
+                                            &last_reply_at)
+                        : lg_drain_iopub(sub, &st);
             if (r < 0) goto out;
         }
     }
@@ -558,7 +715,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kl_loadgen: no round trip completed in the measured window\n");
         goto out;
     }
-    lg_report(&o, &st, o.duration_s);
+    lg_report(&o, &st, cl, o.duration_s);
     /* Error replies mean the request was wrong for this kernel: the rate would be meaningless. */
     rc = st.errors ? 3 : 0;
     if (st.errors)
@@ -572,6 +729,8 @@ out:
     if (zctx) zmq_ctx_term(zctx);
     free(cl);
     free(st.latency.v);
+    free(tmpl.content);
+    free(sched.v);
     kl_signer_free(&signer);
     kl_connection_free(&info);
     return rc;

@@ -2,7 +2,9 @@
 each its own socket and session), each doing magic-only executes, then each doing `SELECT 1` cells
 against a Spark Connect server. For each N: round trips per second, p50/p99 latency and the
 kernel's RSS. The magic-only load also runs against ipykernel (`pass`), the peer measured in the
-same run. Medians over --repeats runs.
+same run. Those runs are closed loops (each client sends again as soon as it has its reply): they
+measure capacity. The latency at a given load is measured apart, in open loops: --offered-clients
+connections sending on a schedule at each total rate in --offered. Medians over --repeats runs.
 
 The RSS an idle connection costs is measured apart, on a fresh kernel: --idle-clients connections
 (each its own DEALER identity and Jupyter session) send a kernel_info_request and one execute
@@ -51,10 +53,13 @@ def start(argv: list[str], key: str, root: Path) -> KernelManager:
     return km
 
 
-def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration: float) -> dict:
+def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration: float,
+            rate_per_client: float = 0) -> dict:
     cmd = [args.loadgen, "--connection-file", cf, "--mode", "execute", "--clients", str(clients),
            "--duration", str(duration), "--warmup", str(args.warmup), "--code", code, "--json",
            "--stall-timeout", "60"]
+    if rate_per_client:
+        cmd += ["--rate", f"{rate_per_client:g}"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
@@ -79,6 +84,22 @@ def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]
                    f"(+{r['rss_growth_per_connection_kib']:.1f} KiB per client of the run), "
                    f"errors {r['errors']}")
         out[str(n)] = r
+    return out
+
+
+def offered_series(args: argparse.Namespace, km: KernelManager, code: str, n: int,
+                   offered: list[float]) -> dict:
+    """Open loop: n connections, each sending on a fixed schedule so that all of them together
+    offer the given executes per second; the latency at that load, rather than at saturation."""
+    out = {}
+    for total in offered:
+        r = loadgen(args, km.connection_file, n, code, args.duration, total / n)
+        fair = r.get("per_client_round_trips", {})
+        common.log(f"    N={n}, {total:,.0f} rt/s offered: {r['rate_per_s']:.0f} rt/s, "
+                   f"p50 {r['latency_ms']['p50']:.2f} ms, p99 {r['latency_ms']['p99']:.2f} ms, "
+                   f"max {r['latency_ms']['max']:.2f} ms, per-client round trips "
+                   f"{fair.get('min')}-{fair.get('max')}, errors {r['errors']}")
+        out[f"{total:g}"] = r
     return out
 
 
@@ -172,7 +193,9 @@ def held_idle(args: argparse.Namespace, km: KernelManager, code: str, n: int) ->
 def measure(args: argparse.Namespace, root: Path) -> dict:
     ns = [int(x) for x in args.clients.split(",")]
     spark_ns = [int(x) for x in args.spark_clients.split(",")]
+    offered = [float(x) for x in args.offered.split(",")] if args.offered else []
     raw: dict = {"kindling_magic": [], "ipykernel_magic": [], "kindling_select": [],
+                 "kindling_offered": [],
                  "kindling_idle": [], "ipykernel_idle": [], "kindling_select_idle": []}
     idle_n = args.idle_clients
     base = [str(Path(args.kindling).resolve()), "kernel", "-f", "{connection_file}",
@@ -183,6 +206,10 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
         km = start(base + ["--spark-remote", "sc://127.0.0.1:9"], "kindling", root)
         try:
             raw["kindling_magic"].append(series(args, km, "%echo hi", ns))
+            if offered:
+                common.log(f"  Kindling, %echo hi, open loop at N={args.offered_clients}")
+                raw["kindling_offered"].append(
+                    offered_series(args, km, "%echo hi", args.offered_clients, offered))
         finally:
             km.shutdown_kernel(now=True)
         if idle_n:
@@ -266,9 +293,32 @@ def render(raw: dict, args: argparse.Namespace) -> str:
             f"{f(med(s, n, ['latency_ms', 'p50']), 2)} / {f(med(s, n, ['latency_ms', 'p99']), 2)} | — | "
             f"{f(med(s, n, ['rss_after_mib']), 1)} | "
             f"{f(med(s, n, ['rss_growth_per_connection_kib']), 1)} |")
-    lines += ["", "RSS growth KiB per client: the kernel's RSS growth over a run divided by that "
+    lines += ["", "Every client sends its next request as soon as the previous reply arrives (a "
+              "closed loop), so these runs saturate the kernel and the load generator, which "
+              "share the machine's cores: the latency is N divided by the throughput (Little's "
+              "law) plus the unevenness of service. The clock starts once every client has had "
+              "its first reply, and only requests sent inside the measured window are timed.", "",
+              "RSS growth KiB per client: the kernel's RSS growth over a run divided by that "
               "run's N clients, read after the load generator has disconnected; it includes the "
               "allocator's high-water mark of the load, so it is not the cost of a connection.", ""]
+    if raw.get("kindling_offered"):
+        o = raw["kindling_offered"]
+        lines += ["## Latency at a given load (open loop)", "",
+                  f"{args.offered_clients} connections, each sending `%echo hi` on a fixed "
+                  "schedule (`kl_loadgen --rate`), still one request at a time, so that together "
+                  "they offer the rate below. A request is timed from its slot in the schedule, "
+                  "so one sent late because the previous reply was late counts its wait.", "",
+                  "| N | offered rt/s | answered rt/s | p50 ms | p90 ms | p99 ms | max ms | "
+                  "round trips per client, min / max |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for total in args.offered.split(","):
+            key = f"{float(total):g}"
+            lines.append(
+                f"| {args.offered_clients} | {float(total):,.0f} | {f(med(o, key, ['rate_per_s']), 0)} | "
+                f"{f(med(o, key, ['latency_ms', 'p50']), 2)} | {f(med(o, key, ['latency_ms', 'p90']), 2)} | "
+                f"{f(med(o, key, ['latency_ms', 'p99']), 2)} | {f(med(o, key, ['latency_ms', 'max']), 2)} | "
+                f"{f(med(o, key, ['per_client_round_trips', 'min']), 0)} / "
+                f"{f(med(o, key, ['per_client_round_trips', 'max']), 0)} |")
+        lines.append("")
     idle_rows = [("Kindling", "kernel_info + `%echo hi`", raw["kindling_idle"]),
                  ("ipykernel", "kernel_info + `pass`", raw["ipykernel_idle"]),
                  ("Kindling", "kernel_info + `SELECT 1`", raw["kindling_select_idle"])]
@@ -307,6 +357,10 @@ def main() -> int:
                     help="connections held idle for the per-connection RSS (0: skipped)")
     ap.add_argument("--idle-warmup", type=int, default=20,
                     help="connections held before the measured ones")
+    ap.add_argument("--offered", default="5000,10000,15000",
+                    help="open-loop runs: total executes per second offered by --offered-clients "
+                         "connections together (empty: skipped)")
+    ap.add_argument("--offered-clients", type=int, default=1000)
     ap.add_argument("--no-ipykernel", action="store_true")
     ap.add_argument("--command", default="bench/tenancy.sh")
     args = ap.parse_args()
