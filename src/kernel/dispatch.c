@@ -9,6 +9,7 @@
 #include "kernel/execute.h"
 #include "kernel/metrics.h"
 #include "kernel/inspect.h"
+#include "kernel/sqlcomm.h"
 #include "kernel/sqltext.h"
 #include "kernel/tenant.h"
 #include "runtime/log.h"
@@ -218,7 +219,8 @@ void kl_dispatch_control(kl_kernel *k, kl_zsock *sock, const kl_msg *msg) {
     if (strcmp(type, "kernel_info_request") == 0) {
         kl_kernel_reply(k, sock, msg, "kernel_info_reply", kl_kernel_info_content(k));
     } else if (strcmp(type, "interrupt_request") == 0) {
-        kl_kernel_interrupt_session(k, kl_msg_session(msg));
+        /* Pipelined kindling.sql calls are the connection's running work too. */
+        if (!kl_sqlcomm_interrupt(k, msg)) kl_kernel_interrupt_session(k, kl_msg_session(msg));
         kl_kernel_reply(k, sock, msg, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
     } else if (strcmp(type, "shutdown_request") == 0) {
         bool restart = json_is_true(json_object_get(msg->content, "restart"));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kernel/comm.h"
 #include "kernel/sql.h"
@@ -27,22 +28,28 @@
 #define MAX_PENDING (2 * KL_SQLCOMM_MAX_BATCH)
 
 typedef struct sqlcomm sqlcomm;
+typedef struct call call;
 
 /* One Spark execution in progress, so a close or an interrupt can cancel it. */
 typedef struct run_slot {
     kl_spark_exec *exec;
+    call *const *calls; /* the calls it answers (borrowed), so an interrupt finds whose it is */
+    size_t ncalls;
     struct run_slot *prev, *next;
 } run_slot;
 
 /* One comm_msg being answered. */
-typedef struct call {
+struct call {
     sqlcomm *sc;
     kl_msg parent;      /* the request's header (and its frame): the reply's parent and topic */
     json_t *request_id; /* echoed back */
     kl_sqlbind *bind;
+    int64_t sent_us;   /* the request's header.date (client clock); KL_SQLCOMM_NO_TIME: none */
+    bool interrupted;  /* an interrupt_request sent after it arrived: answer, never run */
     run_slot slot;     /* while it runs alone */
     struct call *next; /* in the comm's queue */
-} call;
+    struct call *live_prev, *live_next; /* in the comm's list of every call it holds */
+};
 
 struct sqlcomm {
     kl_kernel *k;
@@ -70,6 +77,13 @@ struct sqlcomm {
     int inflight;         /* a call running in the connection's coroutine, or runners (pipelined) */
     kl_coro *slot_waiter; /* the connection's coroutine, waiting for room in the queue */
     kl_coro *close_waiter; /* on_close, waiting for the calls to end */
+    /* Every call from its comm_msg to its answer, wherever it waits (for room, in the queue, in a
+     * runner's hands, running), so that an interrupt reaches all of them. */
+    call *live;
+    /* The client's clock at its last interrupt_request: its later comm_msgs dated no later were
+     * sent before it (and may still sit in the connection's request queue). KL_SQLCOMM_NO_TIME:
+     * none pending. */
+    int64_t cut_us;
     bool closing;
     bool orphaned; /* closed outside a coroutine with calls running: the last call frees sc */
 };
@@ -321,6 +335,13 @@ typedef struct exec_out {
     kl_grpc_status st; /* a failure (kl_grpc_status_clear) */
 } exec_out;
 
+/* True when an interrupt reached a call the execution answers: it must stop (or not start). */
+static bool slot_interrupted(const run_slot *slot) {
+    for (size_t i = 0; i < slot->ncalls; i++)
+        if (slot->calls[i]->interrupted) return true;
+    return false;
+}
+
 static void slot_enter(sqlcomm *sc, run_slot *slot) {
     slot->prev = NULL;
     slot->next = sc->running;
@@ -353,6 +374,10 @@ static int execute(sqlcomm *sc, Spark__Connect__Relation *rel, int32_t limit, ru
         Spark__Connect__ExecutePlanResponse **resp = NULL, *r;
         size_t n = 0, cap = 0, got = 0;
         kl_grpc_status st = {0};
+        if (slot_interrupted(slot)) {
+            out->st.code = KL_GRPC_CANCELLED;
+            return -1;
+        }
         if (!sc->spark) {
             st.code = KL_GRPC_UNAVAILABLE;
             st.message = strdup("no Spark session: the server lost it and a new one failed");
@@ -452,11 +477,18 @@ static int execute(sqlcomm *sc, Spark__Connect__Relation *rel, int32_t limit, ru
         kl_grpc_status_clear(&st);
         kl_loop_sleep(sc->k->loop, wait_ms);
         wait_ms *= 4;
-        if (sc->closing) {
+        if (sc->closing || slot_interrupted(slot)) {
             out->st.code = KL_GRPC_CANCELLED;
             return -1;
         }
     }
+}
+
+/* Coroutine: the answer of a call stopped by an interrupt_request: the name a cell's interrupt
+ * has, so a client handles both alike. */
+static void send_interrupted(sqlcomm *sc, const kl_msg *parent, json_t *request_id, bool ran) {
+    send_error(sc, parent, request_id, "KeyboardInterrupt",
+               ran ? "the call was interrupted" : "the call was interrupted before it ran", NULL);
 }
 
 /* Coroutine: a failed execution as c's reply. */
@@ -469,23 +501,36 @@ static void send_failure(sqlcomm *sc, call *c, const kl_grpc_status *st) {
         send_spark_error(sc, c, st);
 }
 
-/* Coroutine: c run alone, then its reply. True when it succeeded. */
-static bool run_single(call *c) {
+/* How a call ended: its rows, an error of its own, or stopped by an interrupt (which says
+ * nothing of whether it would have worked). */
+typedef enum { RUN_OK, RUN_FAILED, RUN_STOPPED } run_rc;
+
+/* Coroutine: c run alone, then its reply. */
+static run_rc run_single(call *c) {
     sqlcomm *sc = c->sc;
+    if (c->interrupted) {
+        send_interrupted(sc, &c->parent, request_id_of(c), false);
+        return RUN_STOPPED;
+    }
     int32_t limit = sc->limit >= 0 ? (int32_t)sc->limit + 1 : -1; /* one more: was it cut? */
     exec_out out;
+    c->slot.calls = &c;
+    c->slot.ncalls = 1;
     int rc = execute(sc, kl_sqlbind_relation(c->bind), limit, &c->slot, &out);
+    c->slot.calls = NULL;
+    c->slot.ncalls = 0;
     if (rc == 0) {
         send_rows(sc, c, out.resp, out.n);
         free_responses(out.resp, out.n);
-        return true;
+        return RUN_OK;
     }
+    bool stopped = rc != -ENOMEM && out.st.code == KL_GRPC_CANCELLED;
     if (rc == -ENOMEM)
         send_error(sc, &c->parent, request_id_of(c), "MemoryError", "out of memory", NULL);
     else
         send_failure(sc, c, &out.st);
     kl_grpc_status_clear(&out.st);
-    return false;
+    return stopped ? RUN_STOPPED : RUN_FAILED;
 }
 
 /* ---- batches ------------------------------------------------------------------------------ */
@@ -602,20 +647,43 @@ static void batch_off(sqlcomm *sc, const char *why) {
 /* How the calls of one batch fared, to tell a batch that failed because of a value from one
  * that failed because it was a batch. */
 typedef struct batch_tally {
-    size_t single_ok, single_failed;
+    size_t single_ok, single_failed, stopped;
 } batch_tally;
+
+static void tally_add(batch_tally *t, run_rc rc) {
+    if (rc == RUN_OK)
+        t->single_ok++;
+    else if (rc == RUN_FAILED)
+        t->single_failed++;
+    else
+        t->stopped++;
+}
+
+/* Coroutine: answers the interrupted calls of calls[0..n) and moves them behind the others,
+ * which keep their order. Returns how many others there are (still to run). */
+static size_t answer_interrupted(sqlcomm *sc, call **calls, size_t n, bool ran,
+                                 batch_tally *tally) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        call *c = calls[i];
+        if (c->interrupted) {
+            send_interrupted(sc, &c->parent, request_id_of(c), ran);
+            tally->stopped++;
+            continue;
+        }
+        calls[i] = calls[kept];
+        calls[kept++] = c;
+    }
+    return kept;
+}
 
 static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally);
 
 /* Coroutine: calls run alone or as a batch, each answered. */
 static void run_part(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
+    if (n == 0) return;
     if (n == 1 || sc->batch_off || sc->suspended) {
-        for (size_t i = 0; i < n && !sc->closing; i++) {
-            if (run_single(calls[i]))
-                tally->single_ok++;
-            else
-                tally->single_failed++;
-        }
+        for (size_t i = 0; i < n && !sc->closing; i++) tally_add(tally, run_single(calls[i]));
     } else {
         run_batch(sc, calls, n, tally);
     }
@@ -626,6 +694,11 @@ static void run_part(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
  * that is not one call's (it does not analyze as a batch), the calls run alone; when it fails
  * while running, the halves run again, so a bad value ends up failing only its own call. */
 static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
+    size_t kept = answer_interrupted(sc, calls, n, false, tally);
+    if (kept < n) {
+        run_part(sc, calls, kept, tally);
+        return;
+    }
     kl_sqlbind **binds = calloc(n, sizeof *binds);
     kl_sqlbatch_rel *rel = NULL;
     if (binds) {
@@ -641,7 +714,7 @@ static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
     }
     KL_DEBUG("sqlcomm", "comm %s: %zu calls in one query", kl_comm_id(sc->comm), n);
     int64_t budget = BATCH_ROW_BUDGET;
-    run_slot slot = {0};
+    run_slot slot = {.calls = calls, .ncalls = n};
     exec_out out;
     bool probe = !sc->batch_proven && !sc->probing;
     if (probe) sc->probing = true;
@@ -662,7 +735,12 @@ static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
     }
     if (rc < 0) {
         bool too_big = out.st.code == KL_GRPC_RESOURCE_EXHAUSTED && !spark_error(&out.st);
-        if (!too_big && (out.st.code == KL_GRPC_CANCELLED || !spark_error(&out.st))) {
+        if (out.st.code == KL_GRPC_CANCELLED && slot_interrupted(&slot)) {
+            /* An interrupt_request stopped the query for the calls sent before it; any sent
+             * after it (they raced the interrupt to the kernel) still get their rows. */
+            kept = answer_interrupted(sc, calls, n, true, tally);
+            if (!sc->closing) run_part(sc, calls, kept, tally);
+        } else if (!too_big && (out.st.code == KL_GRPC_CANCELLED || !spark_error(&out.st))) {
             /* An interrupt, or the transport failed (after its retries): every call of the batch
              * shares the fate it would have had alone. */
             for (size_t i = 0; i < n; i++) send_failure(sc, calls[i], &out.st);
@@ -672,12 +750,7 @@ static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
                      n, out.st.details ? out.st.details : "");
             /* No more batches while the calls show whose fault it was. */
             sc->suspended++;
-            for (size_t i = 0; i < n && !sc->closing; i++) {
-                if (run_single(calls[i]))
-                    t.single_ok++;
-                else
-                    t.single_failed++;
-            }
+            for (size_t i = 0; i < n && !sc->closing; i++) tally_add(&t, run_single(calls[i]));
             /* A call that works alone proves the batched form is what Spark refused; when every
              * call fails alone too, the statement itself fails (a missing table), and batching
              * goes on once it is fixed. */
@@ -685,14 +758,16 @@ static void run_batch(sqlcomm *sc, call **calls, size_t n, batch_tally *tally) {
             if (t.single_ok) batch_off(sc, "the statement does not analyze as a batch");
             tally->single_ok += t.single_ok;
             tally->single_failed += t.single_failed;
+            tally->stopped += t.stopped;
         } else {
             /* A value made the query fail while it ran (or the request was too large): halves
              * again, down to the call that fails alone. */
-            size_t failed = tally->single_failed;
+            size_t failed = tally->single_failed, stopped = tally->stopped;
             size_t half = n / 2;
             run_part(sc, calls, half, tally);
             if (!sc->closing) run_part(sc, calls + half, n - half, tally);
-            if (!sc->closing && tally->single_failed == failed)
+            /* (A call stopped by an interrupt proves nothing either way.) */
+            if (!sc->closing && tally->single_failed == failed && tally->stopped == stopped)
                 batch_off(sc, "a batch failed while each of its calls works alone");
         }
         kl_grpc_status_clear(&out.st);
@@ -775,7 +850,20 @@ static void keep_parent(kl_msg *dst, const kl_msg *msg) {
     zmq_msg_close(&m);
 }
 
+static void live_add(sqlcomm *sc, call *c) {
+    c->live_prev = NULL;
+    c->live_next = sc->live;
+    if (sc->live) sc->live->live_prev = c;
+    sc->live = c;
+}
+
 static void call_free(call *c) {
+    sqlcomm *sc = c->sc;
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else if (sc->live == c)
+        sc->live = c->live_next;
+    if (c->live_next) c->live_next->live_prev = c->live_prev;
     kl_msg_clear(&c->parent);
     json_decref(c->request_id);
     kl_sqlbind_free(c->bind);
@@ -870,6 +958,139 @@ static void find_tenant(const char *key, void *value, void *arg) {
     if (t->coro == f->co) f->t = t;
 }
 
+/* ---- interrupts --------------------------------------------------------------------------- */
+
+/* n decimal digits at *p into *out, advancing *p. */
+static bool digits(const char **p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9') return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* One of the characters of set at *p, advancing *p. */
+static bool sep(const char **p, const char *set) {
+    if (!**p || !strchr(set, **p)) return false;
+    (*p)++;
+    return true;
+}
+
+int64_t kl_sqlcomm_time_us(const char *s) {
+    if (!s) return KL_SQLCOMM_NO_TIME;
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (!digits(&p, 4, &y) || !sep(&p, "-") || !digits(&p, 2, &mo) || !sep(&p, "-") ||
+        !digits(&p, 2, &d) || !sep(&p, "Tt ") || !digits(&p, 2, &h) || !sep(&p, ":") ||
+        !digits(&p, 2, &mi) || !sep(&p, ":") || !digits(&p, 2, &sec))
+        return KL_SQLCOMM_NO_TIME;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return KL_SQLCOMM_NO_TIME;
+    int64_t frac = 0;
+    if (sep(&p, ".,")) {
+        int n = 0;
+        for (; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 6) frac = frac * 10 + (*p - '0'); /* finer digits cannot order two requests */
+        if (n == 0) return KL_SQLCOMM_NO_TIME;
+        for (; n < 6; n++) frac *= 10;
+    }
+    int64_t offset_s = 0; /* no zone: read as UTC, as every date of the same client is */
+    if (sep(&p, "Zz")) {
+        /* UTC */
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!digits(&p, 2, &oh)) return KL_SQLCOMM_NO_TIME;
+        sep(&p, ":");
+        if (!digits(&p, 2, &om) || oh > 23 || om > 59) return KL_SQLCOMM_NO_TIME;
+        offset_s = sign * (oh * 3600 + om * 60);
+    }
+    if (*p) return KL_SQLCOMM_NO_TIME;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    int64_t secs = (int64_t)timegm(&tm) - offset_s;
+    return secs * 1000000 + frac;
+}
+
+/* When the client sent msg, by its own clock; KL_SQLCOMM_NO_TIME when its header has no date. */
+static int64_t sent_time(const kl_msg *msg) {
+    return kl_sqlcomm_time_us(json_string_value(json_object_get(msg->header, "date")));
+}
+
+/* Stops the calls of sc that were sent before an interrupt_request dated cut_us (all that sc
+ * holds, with KL_SQLCOMM_NO_TIME): they are marked, to be answered KeyboardInterrupt by whoever
+ * holds them (never run), and Spark executions answering any of them are cancelled (their
+ * coroutines then interrupt the operation on the server). */
+static void interrupt_comm(sqlcomm *sc, int64_t cut_us) {
+    size_t n = 0;
+    for (call *c = sc->live; c; c = c->live_next) {
+        if (c->interrupted || (cut_us != KL_SQLCOMM_NO_TIME && c->sent_us != KL_SQLCOMM_NO_TIME &&
+                               c->sent_us > cut_us))
+            continue;
+        c->interrupted = true;
+        n++;
+    }
+    for (run_slot *r = sc->running; r; r = r->next)
+        if (r->exec && slot_interrupted(r)) kl_spark_exec_cancel(r->exec);
+    if (n) KL_INFO("sqlcomm", "comm %s: %zu calls interrupted", kl_comm_id(sc->comm), n);
+}
+
+typedef struct busy_scan {
+    const char *session;
+    bool busy;
+} busy_scan;
+
+static void scan_busy(const char *key, void *value, void *arg) {
+    (void)key;
+    busy_scan *b = arg;
+    kl_tenant *t = value;
+    if (t->busy && strcmp(t->session, b->session) == 0) b->busy = true;
+}
+
+bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg) {
+    const char *session = kl_msg_session(msg);
+    int64_t cut_us = sent_time(msg);
+    json_t *ids = kl_comm_info(k->comms, KL_SQLCOMM_TARGET);
+    if (!ids) return false;
+    /* First the connection's own comms: do they hold calls, and when did the client interrupt. */
+    bool work = false;
+    const char *id;
+    json_t *v;
+    json_object_foreach(ids, id, v) {
+        kl_comm *comm = kl_comm_find(k->comms, id);
+        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
+        if (!sc || sc->closing || !session || strcmp(sc->session, session) != 0) continue;
+        if (cut_us != KL_SQLCOMM_NO_TIME &&
+            (sc->cut_us == KL_SQLCOMM_NO_TIME || cut_us > sc->cut_us))
+            sc->cut_us = cut_us;
+        if (sc->live) work = true;
+    }
+    busy_scan b = {session ? session : "", false};
+    if (session) kl_strmap_foreach(k->tenants, scan_busy, &b);
+    /* The kernel's rule for cells: a connection that runs nothing here gets an interrupt on behalf
+     * of others (a notebook server's), so everyone's work stops; only by arrival then, since
+     * another client's clock says nothing of when these calls were sent. */
+    bool everyone = !work && !b.busy;
+    json_object_foreach(ids, id, v) {
+        kl_comm *comm = kl_comm_find(k->comms, id);
+        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
+        if (!sc || sc->closing) continue;
+        bool own = session && strcmp(sc->session, session) == 0;
+        if (own)
+            interrupt_comm(sc, cut_us);
+        else if (everyone)
+            interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
+    }
+    json_decref(ids);
+    return work && !b.busy;
+}
+
 /* ---- the target --------------------------------------------------------------------------- */
 
 static bool format_msgpack(const char *f, bool *msgpack) {
@@ -924,6 +1145,7 @@ static int sql_open(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
     if (!sc) return -1;
     sc->k = k;
     sc->comm = comm;
+    sc->cut_us = KL_SQLCOMM_NO_TIME;
     sc->session = strdup(kl_comm_session(comm));
     char err[512];
     const char *problem = sc->session ? read_open(sc, data, err, sizeof err) : "out of memory";
@@ -951,6 +1173,16 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
                    "comm_msg data must be an object: {\"request_id\": ..., \"params\": ...}", NULL);
         return;
     }
+    int64_t sent = sent_time(msg);
+    if (sent != KL_SQLCOMM_NO_TIME && sc->cut_us != KL_SQLCOMM_NO_TIME) {
+        if (sent <= sc->cut_us) {
+            /* Sent before the connection's interrupt_request, though handled after it. */
+            send_interrupted(sc, msg, json_incref(rid), false);
+            return;
+        }
+        /* A client's requests arrive in the order it sent them: no later one is older. */
+        sc->cut_us = KL_SQLCOMM_NO_TIME;
+    }
     json_t *params = json_object_get(data, "params");
     char err[512];
     kl_sqlbind *bind = NULL;
@@ -973,17 +1205,6 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
                        brc == KL_SQLBIND_NOMEM ? "MemoryError" : "InvalidRequest", err, NULL);
         return;
     }
-    bool pipelined = sc->concurrency > 1;
-    /* Room in the queue first, and nothing running when the client must be replaced. */
-    while (!sc->closing && ((pipelined ? sc->queued >= MAX_PENDING : sc->inflight > 0) ||
-                            (sc->reset_spark && sc->inflight))) {
-        sc->slot_waiter = kl_coro_current();
-        kl_loop_park(k->loop);
-    }
-    if (sc->closing || !ensure_client(sc, msg, rid)) {
-        kl_sqlbind_free(bind);
-        return;
-    }
     call *c = calloc(1, sizeof *c);
     if (!c) {
         kl_sqlbind_free(bind);
@@ -993,7 +1214,25 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
     c->sc = sc;
     c->bind = bind;
     c->request_id = rid ? json_incref(rid) : NULL;
+    c->sent_us = sent;
     keep_parent(&c->parent, msg);
+    live_add(sc, c); /* from now on an interrupt reaches it */
+    bool pipelined = sc->concurrency > 1;
+    /* Room in the queue first, and nothing running when the client must be replaced. */
+    while (!sc->closing && ((pipelined ? sc->queued >= MAX_PENDING : sc->inflight > 0) ||
+                            (sc->reset_spark && sc->inflight))) {
+        sc->slot_waiter = kl_coro_current();
+        kl_loop_park(k->loop);
+    }
+    if (!sc->closing && !c->interrupted && !ensure_client(sc, msg, rid)) {
+        call_free(c); /* answered with the error */
+        return;
+    }
+    if (sc->closing || c->interrupted) {
+        if (!sc->closing) send_interrupted(sc, &c->parent, request_id_of(c), false);
+        call_free(c);
+        return;
+    }
     if (pipelined) {
         /* Answered by request_id, possibly after this request's idle: queued for a runner, which
          * takes every call waiting by then that can share its query. */

@@ -10,6 +10,9 @@
 #ifndef KL_KERNEL_SQLCOMM_H
 #define KL_KERNEL_SQLCOMM_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "kernel/kernel.h"
 
 #define KL_SQLCOMM_TARGET          "kindling.sql"
@@ -18,5 +21,21 @@
 #define KL_SQLCOMM_MAX_BATCH       1024  /* pipelined calls one Spark query answers, at most */
 
 int kl_sqlcomm_register(kl_comm_manager *mgr);
+
+/* Loop thread, never parks: an interrupt_request (msg) reached the kernel. The comms of its
+ * connection stop the calls it sent before the request (by the dates of their headers; every call
+ * they hold when the request has none): running Spark operations are interrupted, and every such
+ * call is answered KeyboardInterrupt instead of running, in the comm's format. Later calls run as
+ * usual. When the connection has no comm calls and runs no request, every connection's comms stop
+ * what they hold, as the kernel's rule for cells says (kl_kernel_interrupt_session). True when comm
+ * calls were the connection's only work: the interrupt is then served, and must not reach others'
+ * cells. */
+bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg);
+
+/* A header date (ISO 8601: "2024-01-31T12:00:00.123456Z", any offset, fraction optional; none:
+ * UTC) as microseconds since the epoch, for ordering one client's requests; KL_SQLCOMM_NO_TIME
+ * when s is NULL or not such a date. */
+#define KL_SQLCOMM_NO_TIME INT64_MIN
+int64_t kl_sqlcomm_time_us(const char *s);
 
 #endif

@@ -10,15 +10,12 @@ import math
 import random
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import msgpack
 import pytest
-from jupyter_client.blocking.client import BlockingKernelClient
 
-from e2e_support import read_iopub
+from comm_support import Comm, doc_of, rows_of
 from spark_support import SQL_TIMEOUT, SparkKernel, run_ok
 
 pytestmark = pytest.mark.spark
@@ -43,71 +40,6 @@ def expected_range(lo: int) -> list[int]:
     """RANGE_SQL's ids, with Spark's remainder (the dividend's sign, as in Java)."""
     rem = int(math.fmod(lo, 5))
     return [i for i in range(max(lo, 0), lo + rem) if i < 1200]
-
-
-class Comm:
-    """The client side of one kindling.sql comm: pipelined calls, answers by request_id."""
-
-    def __init__(self, kc: BlockingKernelClient, data: dict[str, Any]):
-        self.kc = kc
-        self.id = uuid.uuid4().hex
-        self.answers: dict[Any, dict[str, Any]] = {}
-        msg = kc.session.msg("comm_open", {"comm_id": self.id, "target_name": "kindling.sql",
-                                           "data": data})
-        kc.shell_channel.send(msg)
-
-    def send(self, request_id: Any, params: Any = None, packed: bytes | None = None) -> None:
-        data: dict[str, Any] = {"request_id": request_id}
-        if packed is None:
-            data["params"] = params
-        msg = self.kc.session.msg("comm_msg", {"comm_id": self.id, "data": data})
-        self.kc.session.send(self.kc.shell_channel.socket, msg, buffers=[packed] if packed else [])
-
-    def pump(self, timeout: float) -> None:
-        msg = read_iopub(self.kc, timeout)
-        if msg is None or msg["msg_type"] != "comm_msg" or msg["content"].get("comm_id") != self.id:
-            return
-        data = msg["content"]["data"]
-        assert data.get("request_id") not in self.answers, f"two answers to {data.get('request_id')}"
-        self.answers[data.get("request_id")] = {"data": data, "buffers": msg.get("buffers", [])}
-
-    def pipeline(self, params: list[Any], packed: bool = False) -> list[dict[str, Any]]:
-        """Sends every call at once (as a client with many values does), then collects the
-        answers; returns them in params' order."""
-        for i, p in enumerate(params):
-            if packed:
-                self.send(i, packed=msgpack.packb(p))
-            else:
-                self.send(i, p)
-        deadline = time.monotonic() + SQL_TIMEOUT * 6
-        while len([r for r in self.answers if isinstance(r, int)]) < len(params):
-            assert time.monotonic() < deadline, f"only {len(self.answers)} of {len(params)} answers"
-            self.pump(0.5)
-        return [self.answers.pop(i) for i in range(len(params))]
-
-    def call(self, params: Any) -> dict[str, Any]:
-        rid = uuid.uuid4().hex
-        self.send(rid, params)
-        deadline = time.monotonic() + SQL_TIMEOUT
-        while rid not in self.answers:
-            assert time.monotonic() < deadline, "no answer"
-            self.pump(0.5)
-        return self.answers.pop(rid)
-
-
-def rows_of(answer: dict[str, Any]) -> list[list[Any]]:
-    data = answer["data"]
-    assert "error" not in data, data
-    return data["rows"]
-
-
-def doc_of(answer: dict[str, Any]) -> dict[str, Any]:
-    data = answer["data"]
-    assert "error" not in data, data
-    assert data["format"] == "application/msgpack" and len(answer["buffers"]) == 1
-    doc = msgpack.unpackb(bytes(answer["buffers"][0]), raw=False, timestamp=3)
-    assert len(doc["rows"]) == data["row_count"] and doc["truncated"] is data["truncated"]
-    return doc
 
 
 def batches(kernel: SparkKernel, comm: Comm) -> list[int]:

@@ -17,6 +17,7 @@ import msgpack
 import pytest
 from jupyter_client.blocking.client import BlockingKernelClient
 
+from comm_support import Comm, doc_of, error_of, rows_of
 from e2e_support import read_iopub, request, send
 from spark_support import SQL_TIMEOUT, run_ok
 
@@ -46,75 +47,8 @@ QUERY = "SELECT * FROM comm_data WHERE id = :id"
 COLUMNS = ["id", "i", "d", "f", "dec", "s", "b", "day", "ts", "bin", "arr", "m", "st"]
 
 
-class Comm:
-    """A client side of one kindling.sql comm: sends calls, collects answers by request_id."""
-
-    def __init__(self, kc: BlockingKernelClient, data: dict[str, Any]):
-        self.kc = kc
-        self.id = uuid.uuid4().hex
-        self.answers: dict[Any, dict[str, Any]] = {}
-        self.closed = False
-        send(kc, "comm_open", {"comm_id": self.id, "target_name": "kindling.sql", "data": data})
-
-    def send(self, request_id: Any, params: Any = None, packed: bytes | None = None) -> None:
-        data: dict[str, Any] = {"request_id": request_id}
-        if packed is None:
-            data["params"] = params
-        msg = self.kc.session.msg("comm_msg", {"comm_id": self.id, "data": data})
-        self.kc.session.send(self.kc.shell_channel.socket, msg, buffers=[packed] if packed else [])
-
-    def pump(self, timeout: float) -> None:
-        msg = read_iopub(self.kc, timeout)
-        if msg is None or msg["content"].get("comm_id") != self.id:
-            return
-        if msg["msg_type"] == "comm_close":
-            self.closed = True
-        elif msg["msg_type"] == "comm_msg":
-            data = msg["content"]["data"]
-            self.answers[data.get("request_id")] = {"data": data, "buffers": msg.get("buffers", [])}
-
-    def wait(self, request_id: Any, timeout: float = SQL_TIMEOUT) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while request_id not in self.answers:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no answer to request {request_id!r}")
-            self.pump(0.5)
-        return self.answers.pop(request_id)
-
-    def call(self, params: Any, request_id: Any = None, packed: bytes | None = None) -> dict[str, Any]:
-        rid = request_id if request_id is not None else uuid.uuid4().hex
-        self.send(rid, params, packed)
-        return self.wait(rid)
-
-    def many(self, params: list[Any], window: int, msgpack_params: bool = False) -> list[dict[str, Any]]:
-        """Calls for every params, window of them in flight at once; answers in params' order."""
-        out: list[dict[str, Any] | None] = [None] * len(params)
-        sent = done = 0
-        deadline = time.monotonic() + SQL_TIMEOUT * 4
-        while done < len(params):
-            while sent < len(params) and sent - done < window:
-                p = params[sent]
-                if msgpack_params:
-                    self.send(sent, packed=msgpack.packb(p))
-                else:
-                    self.send(sent, p)
-                sent += 1
-            self.pump(0.5)
-            for rid in [r for r in self.answers if isinstance(r, int) and out[r] is None]:
-                out[rid] = self.answers.pop(rid)
-                done += 1
-            assert time.monotonic() < deadline, f"only {done} of {len(params)} answers"
-        return out  # type: ignore[return-value]
-
-
 def comm_info(kc: BlockingKernelClient, target: str | None = None) -> dict[str, Any]:
     return request(kc, "comm_info_request", {"target_name": target} if target else {})["content"]["comms"]
-
-
-def ok_rows(answer: dict[str, Any]) -> list[list[Any]]:
-    data = answer["data"]
-    assert "error" not in data, data
-    return data["rows"]
 
 
 # --- expected values, from pyspark ----------------------------------------------------------------
@@ -168,17 +102,6 @@ def check_msgpack_row(got: list[Any], want: Any) -> None:
     assert g["st"] == want["st"].asDict()
 
 
-def unpack(answer: dict[str, Any]) -> dict[str, Any]:
-    data = answer["data"]
-    assert "error" not in data, data
-    assert data["format"] == "application/msgpack"
-    assert len(answer["buffers"]) == 1
-    doc = msgpack.unpackb(bytes(answer["buffers"][0]), raw=False, timestamp=3)
-    assert doc["truncated"] is data["truncated"]
-    assert len(doc["rows"]) == data["row_count"]
-    return doc
-
-
 # --- the calls ------------------------------------------------------------------------------------
 
 IDS = [(i * 7919) % 1200 for i in range(1000)]  # 1,000 distinct ids, in a scrambled order
@@ -189,7 +112,7 @@ def test_json_calls_match_pyspark(skc, spark, reference):
     comm = Comm(skc, {"sql": QUERY, "concurrency": 8})
     answers = comm.many([{"id": i} for i in IDS], window=16)
     for i, answer in zip(IDS, answers):
-        rows = ok_rows(answer)
+        rows = rows_of(answer)
         assert len(rows) == 1, (i, rows)
         check_json_row(rows[0], reference[i])
         assert answer["data"]["truncated"] is False
@@ -203,10 +126,10 @@ def test_json_calls_match_pyspark(skc, spark, reference):
         want = spark.sql(QUERY, args={"id": i}).collect()
         got = comm.call({"id": i})
         assert len(want) == 1
-        check_json_row(ok_rows(got)[0], want[0])
+        check_json_row(rows_of(got)[0], want[0])
     # No row for an id outside the data; the columns are still there.
     empty = comm.call({"id": 5000})
-    assert ok_rows(empty) == [] and [c["name"] for c in empty["data"]["columns"]] == COLUMNS
+    assert rows_of(empty) == [] and [c["name"] for c in empty["data"]["columns"]] == COLUMNS
 
 
 def test_msgpack_calls_match_pyspark(skc, reference):
@@ -214,12 +137,12 @@ def test_msgpack_calls_match_pyspark(skc, reference):
     comm = Comm(skc, {"sql": QUERY, "format": "application/msgpack", "concurrency": 8})
     answers = comm.many([{"id": i} for i in IDS], window=16, msgpack_params=True)
     for i, answer in zip(IDS, answers):
-        doc = unpack(answer)
+        doc = doc_of(answer)
         assert len(doc["rows"]) == 1, (i, doc)
         check_msgpack_row(doc["rows"][0], reference[i])
-    assert [c["name"] for c in unpack(answers[0])["columns"]] == COLUMNS
+    assert [c["name"] for c in doc_of(answers[0])["columns"]] == COLUMNS
     # JSON parameters work with a msgpack answer too.
-    doc = unpack(comm.call({"id": 3}))
+    doc = doc_of(comm.call({"id": 3}))
     check_msgpack_row(doc["rows"][0], reference[3])
 
 
@@ -227,7 +150,7 @@ def test_every_parameter_type_binds(skc):
     comm = Comm(skc, {"sql": "SELECT :i AS i, :f AS f, :s AS s, :b AS b, :n AS n, "
                              "typeof(:i) AS ti, typeof(:f) AS tf, typeof(:n) AS tn",
                       "format": "application/msgpack"})
-    doc = unpack(comm.call({"i": 2**62, "f": 0.5, "s": "é'", "b": True, "n": None}))
+    doc = doc_of(comm.call({"i": 2**62, "f": 0.5, "s": "é'", "b": True, "n": None}))
     assert doc["rows"] == [[2**62, 0.5, "é'", True, None, "bigint", "double", "void"]]
     # msgpack-only kinds: binary, float 32, a timestamp, an unsigned beyond bigint
     when = dt.datetime(2024, 3, 10, 9, 59, 59, 500000, tzinfo=dt.timezone.utc)
@@ -236,18 +159,18 @@ def test_every_parameter_type_binds(skc):
                        "format": "application/msgpack"})
     packed = msgpack.packb({"bin": b"\x00\xff", "ts": msgpack.Timestamp.from_datetime(when),
                             "big": 2**64 - 1, "f32": 1.5}, use_single_float=True)
-    doc = unpack(comm2.call(None, packed=packed))
+    doc = doc_of(comm2.call(None, packed=packed))
     assert doc["rows"] == [[b"\x00\xff", when, "18446744073709551615", 1.5,
                             "timestamp", "decimal(20,0)", "float"]]
     # positional markers take a list
     pos = Comm(skc, {"sql": "SELECT ? + ? AS total, ? AS label"})
-    assert ok_rows(pos.call([40, 2, "x"])) == [[42, "x"]]
+    assert rows_of(pos.call([40, 2, "x"])) == [[42, "x"]]
 
 
 def test_values_are_bound_never_spliced(skc):
     comm = Comm(skc, {"sql": "SELECT count(*) AS n FROM range(10) WHERE CAST(id AS STRING) = :v"})
-    assert ok_rows(comm.call({"v": "1' OR '1'='1"})) == [[0]]
-    assert ok_rows(comm.call({"v": "1"})) == [[1]]
+    assert rows_of(comm.call({"v": "1' OR '1'='1"})) == [[0]]
+    assert rows_of(comm.call({"v": "1"})) == [[1]]
 
 
 def test_sequential_answers_come_before_idle(skc):
@@ -274,21 +197,16 @@ def test_sequential_answers_come_before_idle(skc):
 def test_row_limit_and_truncation(skc):
     comm = Comm(skc, {"sql": "SELECT id FROM range(10) WHERE id >= :lo", "limit": 3})
     a = comm.call({"lo": 2})
-    assert ok_rows(a) == [[2], [3], [4]] and a["data"]["truncated"] is True
+    assert rows_of(a) == [[2], [3], [4]] and a["data"]["truncated"] is True
     b = comm.call({"lo": 8})
-    assert ok_rows(b) == [[8], [9]] and b["data"]["truncated"] is False
+    assert rows_of(b) == [[8], [9]] and b["data"]["truncated"] is False
     mp = Comm(skc, {"sql": "SELECT id FROM range(10) WHERE id >= :lo", "limit": 3,
                     "format": "application/msgpack"})
-    doc = unpack(mp.call({"lo": 0}))
+    doc = doc_of(mp.call({"lo": 0}))
     assert doc["rows"] == [[0], [1], [2]] and doc["truncated"] is True
 
 
 # --- errors ---------------------------------------------------------------------------------------
-
-
-def error(answer: dict[str, Any]) -> dict[str, Any]:
-    assert "error" in answer["data"], answer["data"]
-    return answer["data"]["error"]
 
 
 def test_spark_errors_keep_their_class(skc, spark):
@@ -298,7 +216,7 @@ def test_spark_errors_keep_their_class(skc, spark):
     with pytest.raises(AnalysisException) as ref:
         spark.sql(missing, args={"id": 1}).collect()
     comm = Comm(skc, {"sql": missing})
-    err = error(comm.call({"id": 1}, request_id="r1"))
+    err = error_of(comm.call({"id": 1}, request_id="r1"))
     assert err["ename"] == ref.value.getCondition() == "TABLE_OR_VIEW_NOT_FOUND"
     assert err["sqlstate"] == ref.value.getSqlState() == "42P01"
     assert "no_such_table_for_comms" in err["evalue"]
@@ -306,21 +224,21 @@ def test_spark_errors_keep_their_class(skc, spark):
 
     # A failure that depends on the values, then a good call on the same comm.
     div = Comm(skc, {"sql": "SELECT 10 / :x AS q"})
-    err = error(div.call({"x": 0}))
+    err = error_of(div.call({"x": 0}))
     assert err["ename"] == "DIVIDE_BY_ZERO" and err["sqlstate"] == "22012"
-    assert ok_rows(div.call({"x": 4})) == [[2.5]]
+    assert rows_of(div.call({"x": 4})) == [[2.5]]
     # A value of the wrong type for the statement: Spark's own cast error.
     cast = Comm(skc, {"sql": "SELECT CAST(:v AS INT) AS n"})
-    assert error(cast.call({"v": "not a number"}))["ename"] == "CAST_INVALID_INPUT"
+    assert error_of(cast.call({"v": "not a number"}))["ename"] == "CAST_INVALID_INPUT"
 
 
 def test_malformed_message_is_answered(skc):
     comm = Comm(skc, {"sql": "SELECT :a AS a"})
-    err = error(comm.call({"b": 1}, request_id=7))
+    err = error_of(comm.call({"b": 1}, request_id=7))
     assert err["ename"] == "UNBOUND_SQL_PARAMETER" and ":a" in err["evalue"]
-    err = error(comm.call(None, request_id=8, packed=b"\x92\x01"))
+    err = error_of(comm.call(None, request_id=8, packed=b"\x92\x01"))
     assert err["ename"] == "InvalidRequest" and "msgpack" in err["evalue"]
-    assert ok_rows(comm.call({"a": 5})) == [[5]]
+    assert rows_of(comm.call({"a": 5})) == [[5]]
 
 
 # --- connections ----------------------------------------------------------------------------------
@@ -339,13 +257,13 @@ def test_comm_uses_its_connection_session_and_refuses_other_clients(spark_kernel
     a, b = spark_kernel.kc, spark_kernel.new_client()
     run_ok(a, "CREATE OR REPLACE TEMP VIEW only_in_a AS SELECT 41 AS x")
     mine = Comm(a, {"sql": "SELECT x + :d AS y FROM only_in_a"})
-    assert ok_rows(mine.call({"d": 1})) == [[42]]
+    assert rows_of(mine.call({"d": 1})) == [[42]]
     # Commands run too, in the same session: the view is listed.
-    tables = ok_rows(Comm(a, {"sql": "SHOW TABLES"}).call(None))
+    tables = rows_of(Comm(a, {"sql": "SHOW TABLES"}).call(None))
     assert any(row[1] == "only_in_a" and row[2] is True for row in tables), tables
     # b's own comm runs in b's session, which has no such view.
     theirs = Comm(b, {"sql": "SELECT x + :d AS y FROM only_in_a"})
-    assert error(theirs.call({"d": 1}))["ename"] == "TABLE_OR_VIEW_NOT_FOUND"
+    assert error_of(theirs.call({"d": 1}))["ename"] == "TABLE_OR_VIEW_NOT_FOUND"
     # b cannot call a's comm: nothing answers, and the kernel logs why.
     msg = b.session.msg("comm_msg", {"comm_id": mine.id, "data": {"request_id": "x", "params": {"d": 2}}})
     b.shell_channel.send(msg)
@@ -354,7 +272,7 @@ def test_comm_uses_its_connection_session_and_refuses_other_clients(spark_kernel
         mine.pump(0.2)
     assert "x" not in mine.answers
     assert f"comm_msg for comm {mine.id} refused" in spark_kernel.stderr_text()
-    assert ok_rows(mine.call({"d": 2})) == [[43]]
+    assert rows_of(mine.call({"d": 2})) == [[43]]
 
 
 # --- stopping calls -------------------------------------------------------------------------------
@@ -368,10 +286,10 @@ def test_interrupt_stops_a_running_call(skc):
     time.sleep(1.0)
     t0 = time.monotonic()
     assert request(skc, "interrupt_request", {}, channel="control")["content"]["status"] == "ok"
-    err = error(comm.wait("slow", timeout=30))
+    err = error_of(comm.wait("slow", timeout=30))
     assert err["ename"] == "KeyboardInterrupt"
     assert time.monotonic() - t0 < 20
-    assert ok_rows(comm.call({"n": 3})) == [[0]]  # the comm goes on
+    assert rows_of(comm.call({"n": 3})) == [[0]]  # the comm goes on
 
 
 def test_closing_a_comm_stops_its_calls(skc):
@@ -389,7 +307,7 @@ def test_closing_a_comm_stops_its_calls(skc):
         comm.pump(0.2)
     assert not any(isinstance(r, int) for r in comm.answers), "a closed comm answered"
     fresh = Comm(skc, {"sql": "SELECT :x AS x"})
-    assert ok_rows(fresh.call({"x": 1})) == [[1]]
+    assert rows_of(fresh.call({"x": 1})) == [[1]]
 
 
 def test_shutdown_with_calls_in_flight_is_clean(spark_kernel):

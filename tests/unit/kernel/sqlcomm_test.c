@@ -6,6 +6,7 @@
 #include <msgpack.h>
 #include <string.h>
 
+#include "kernel/sqlcomm.h"
 #include "render/render_data.h"
 #include "render/rows.h"
 
@@ -166,4 +167,46 @@ Test(sqlcomm_msgpack, row_limit_and_empty_results) {
     cr_expect_eq(d.columns->via.array.size, 3);
     expect_column(&d, 0, "a", "int");
     doc_free(&d);
+}
+
+/* Header dates order one client's requests around its interrupt_request (docs/comm.md,
+ * "Interrupts"): jupyter_client writes microseconds and Z, JavaScript milliseconds and Z, others
+ * an offset or no zone at all. */
+Test(sqlcomm_time, header_dates_in_microseconds) {
+    /* 2024-01-31T12:00:00Z is 1706702400 s after the epoch. */
+    const int64_t base = INT64_C(1706702400) * 1000000;
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T12:00:00.123456Z"), base + 123456);
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T12:00:00.123Z"), base + 123000);
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T12:00:00Z"), base);
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T12:00:00"), base, "no zone: UTC");
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T13:30:00+01:30"), base);
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31T04:00:00.5-0800"), base + 500000);
+    cr_expect_eq(kl_sqlcomm_time_us("2024-01-31 12:00:00.1234567891Z"), base + 123456,
+                 "digits beyond microseconds are dropped");
+    cr_expect_eq(kl_sqlcomm_time_us("1970-01-01T00:00:00Z"), 0);
+}
+
+Test(sqlcomm_time, later_requests_compare_greater) {
+    cr_expect_lt(kl_sqlcomm_time_us("2024-12-31T23:59:59.999999Z"),
+                 kl_sqlcomm_time_us("2025-01-01T00:00:00.000000Z"));
+    cr_expect_lt(kl_sqlcomm_time_us("2024-02-28T10:00:00.000001Z"),
+                 kl_sqlcomm_time_us("2024-02-28T10:00:00.000002Z"));
+    cr_expect_lt(kl_sqlcomm_time_us("2024-02-29T01:00:00+02:00"),
+                 kl_sqlcomm_time_us("2024-02-28T23:30:00Z"));
+}
+
+Test(sqlcomm_time, anything_else_is_no_time) {
+    const char *bad[] = {"",
+                         "2024-01-31",
+                         "2024-01-31T12:00",
+                         "2024-1-31T12:00:00Z",
+                         "2024-13-01T00:00:00Z",
+                         "2024-01-31T12:00:00.Z",
+                         "2024-01-31T12:00:00Zjunk",
+                         "2024-01-31T12:00:00+1",
+                         "yesterday",
+                         "2024-01-31T25:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(kl_sqlcomm_time_us(bad[i]), KL_SQLCOMM_NO_TIME, "%s", bad[i]);
+    cr_expect_eq(kl_sqlcomm_time_us(NULL), KL_SQLCOMM_NO_TIME);
 }
