@@ -14,6 +14,7 @@
 #include "kernel/metrics.h"
 #include "kernel/service.h"
 #include "kernel/sql.h"
+#include "kernel/sqlcomm.h"
 #include "kernel/tenant.h"
 #include "kl_version.h"
 #include "runtime/log.h"
@@ -476,9 +477,10 @@ static void on_cull_timer(uv_timer_t *h) {
 
 static void on_signal(uv_signal_t *h, int signum) {
     kl_kernel *k = h->data;
-    if (signum == SIGINT)
+    if (signum == SIGINT) {
         kl_kernel_interrupt_all(k);
-    else
+        kl_sqlcomm_interrupt_all(k);
+    } else
         kl_kernel_begin_shutdown(k, false);
 }
 

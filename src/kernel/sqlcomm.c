@@ -1091,6 +1091,18 @@ bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg) {
     return work && !b.busy;
 }
 
+void kl_sqlcomm_interrupt_all(kl_kernel *k) {
+    json_t *ids = kl_comm_info(k->comms, KL_SQLCOMM_TARGET);
+    const char *id;
+    json_t *v;
+    json_object_foreach(ids, id, v) {
+        kl_comm *comm = kl_comm_find(k->comms, id);
+        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
+        if (sc && !sc->closing) interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
+    }
+    json_decref(ids);
+}
+
 /* ---- the target --------------------------------------------------------------------------- */
 
 static bool format_msgpack(const char *f, bool *msgpack) {

@@ -31,6 +31,9 @@ int kl_sqlcomm_register(kl_comm_manager *mgr);
  * calls were the connection's only work: the interrupt is then served, and must not reach others'
  * cells. */
 bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg);
+/* Loop thread, never parks: SIGINT reached the kernel. Every comm stops what it holds (by arrival:
+ * a signal carries no client's clock), as every connection's running request does. */
+void kl_sqlcomm_interrupt_all(kl_kernel *k);
 
 /* A header date (ISO 8601: "2024-01-31T12:00:00.123456Z", any offset, fraction optional; none:
  * UTC) as microseconds since the epoch, for ordering one client's requests; KL_SQLCOMM_NO_TIME

@@ -2,11 +2,14 @@
 many calls and then interrupts gets exactly one answer per call, its rows when the call had
 finished and a KeyboardInterrupt error for every call still running or waiting, in the comm's
 format, one call at a time and batched; calls sent after the interrupt run as usual; and an
-interrupt of one connection's comm calls leaves another connection's cell alone."""
+interrupt of one connection's comm calls leaves another connection's cell alone. SIGINT stops the
+calls every comm holds, as it stops every connection's running cell."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -191,3 +194,20 @@ def test_interrupting_comm_calls_leaves_other_connections_alone(ik):
     assert any("error" in ans["data"] for ans in answers.values())
     reply = get_reply(b, cell, timeout=SQL_TIMEOUT)
     assert reply["content"]["status"] == "ok", reply["content"]
+
+
+def test_sigint_answers_the_calls_every_comm_holds(ik):
+    comm = Comm(ik.kc, {"sql": slow(BATCHED), "concurrency": 4})
+    xs = {i: (i * 7919) % 1000 for i in range(100)}
+    for rid, x in xs.items():
+        send_call(comm, rid, x, "json")
+    wait_for_batch(ik, comm)
+    t0 = time.monotonic()
+    os.kill(ik.pid, signal.SIGINT)
+    answers = collect(comm, list(xs), SQL_TIMEOUT)
+    elapsed = time.monotonic() - t0
+    finished, stopped = split(answers, xs, BATCHED, "json")
+    assert len(stopped) >= 1, "SIGINT interrupted no comm call"
+    assert elapsed < 30, f"the interrupted calls took {elapsed:.1f}s to be answered"
+    # The kernel lives on, and the comm serves the next call.
+    assert value_of(comm.call({"x": 3}), "json") == expected(BATCHED, 3)
