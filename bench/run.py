@@ -388,8 +388,8 @@ def render_markdown(kernels: list[Kernel], medians: dict, raw: dict, args: argpa
                   f"| idle RSS ≤ 10 MB | {kd['idle_rss_mib'] * 1.048576:.1f} MB "
                   f"({kd['idle_rss_mib']:.1f} MiB) | "
                   f"{'yes' if kd['idle_rss_mib'] * 1.048576 <= 10 else 'no'} |",
-                  *([f"| (for reference) the same libraries without Kindling, "
-                     f"`kl_rss_floor` | {median([f[0] for f in raw['floor_rss_kib']]) * 1.024 / 1000:.1f} MB "
+                  *([f"| (for reference) the same libraries without Kindling, answering one "
+                     f"request, `kl_rss_floor` | {median([f[0] for f in raw['floor_rss_kib']]) * 1.024 / 1000:.1f} MB "
                      f"({median([f[0] for f in raw['floor_rss_kib']]) / 1024:.1f} MiB; RssAnon "
                      f"{median([f[1] for f in raw['floor_rss_kib']]) / 1024:.1f} MiB) | - |"]
                     if raw.get("floor_rss_kib") else []),
@@ -434,8 +434,8 @@ def main() -> int:
                     help="the kindling binary (a Release build)")
     ap.add_argument("--loadgen", default=str(REPO / "build-bench" / "kl_loadgen"))
     ap.add_argument("--floor", default=str(REPO / "build-bench" / "kl_rss_floor"),
-                    help="kl_rss_floor (bench/floor/rss_floor.c): RSS of the kernel's start-up "
-                         "libraries without Kindling; '' to skip")
+                    help="kl_rss_floor (bench/floor/rss_floor.c): RSS of the kernel's "
+                         "libraries without Kindling, after answering one request; '' to skip")
     ap.add_argument("--kernels", default="kindling,ipykernel",
                     help="comma-separated subset of kindling,ipykernel")
     ap.add_argument("--repeats", type=int, default=5)

@@ -1,6 +1,8 @@
 /* Worker threads fed from one mutex/condvar queue; finished jobs travel back on a mutex-guarded
  * list and a uv_async. The async is referenced only while jobs are outstanding, so an idle pool
- * does not keep kl_loop_run alive. */
+ * does not keep kl_loop_run alive. Threads start on demand: a submit that finds more queued jobs
+ * than waiting workers starts one more, up to nthreads, so a kernel that never uses the pool
+ * never pays for its stacks. */
 #include "runtime/pool.h"
 
 #include <assert.h>
@@ -19,12 +21,15 @@ typedef struct kl_job {
 
 struct kl_pool {
     kl_loop *loop;
-    pthread_t *threads;
+    pthread_t *threads; /* nthreads slots, the first `started` in use */
     int nthreads;
 
-    pthread_mutex_t mu; /* guards the job queue and stop */
+    pthread_mutex_t mu; /* guards the job queue, the counts below and stop */
     pthread_cond_t cv;
     kl_job *head, *tail;
+    size_t queued;  /* jobs in the queue, not yet taken by a worker */
+    size_t waiting; /* workers blocked on cv */
+    int started;    /* written by the loop thread only, under mu */
     bool stop;
 
     pthread_mutex_t done_mu; /* guards the completion list */
@@ -38,11 +43,16 @@ static void *kl_pool_worker(void *arg) {
     kl_pool *pool = arg;
     pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (!pool->head && !pool->stop) pthread_cond_wait(&pool->cv, &pool->mu);
+        while (!pool->head && !pool->stop) {
+            pool->waiting++;
+            pthread_cond_wait(&pool->cv, &pool->mu);
+            pool->waiting--;
+        }
         kl_job *job = pool->head;
         if (!job) break; /* stopping and nothing left */
         pool->head = job->next;
         if (!pool->head) pool->tail = NULL;
+        pool->queued--;
         pthread_mutex_unlock(&pool->mu);
 
         job->work(job->arg);
@@ -96,6 +106,7 @@ kl_pool *kl_pool_new(kl_loop *loop, int nthreads) {
         return NULL;
     }
     pool->loop = loop;
+    pool->nthreads = nthreads;
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     pthread_mutex_init(&pool->done_mu, NULL);
@@ -111,16 +122,6 @@ kl_pool *kl_pool_new(kl_loop *loop, int nthreads) {
     }
     pool->async.data = pool;
     uv_unref((uv_handle_t *)&pool->async);
-    for (int i = 0; i < nthreads; i++) {
-        rc = pthread_create(&pool->threads[i], NULL, kl_pool_worker, pool);
-        if (rc != 0) {
-            pool->nthreads = i;
-            kl_pool_free(pool);
-            errno = rc;
-            return NULL;
-        }
-    }
-    pool->nthreads = nthreads;
     return pool;
 }
 
@@ -138,14 +139,17 @@ void kl_pool_free(kl_pool *pool) {
     pthread_mutex_lock(&pool->mu);
     pool->stop = true;
     pthread_cond_broadcast(&pool->cv);
+    int started = pool->started;
     pthread_mutex_unlock(&pool->mu);
-    for (int i = 0; i < pool->nthreads; i++) pthread_join(pool->threads[i], NULL);
+    /* A queued job always has a worker (submit refuses it otherwise), so none is left behind. */
+    for (int i = 0; i < started; i++) pthread_join(pool->threads[i], NULL);
     /* Workers finish the whole queue before they exit; report those completions now. */
     kl_pool_drain(pool);
     uv_close((uv_handle_t *)&pool->async, kl_pool_on_closed);
 }
 
-/* Loop thread only: it references the async handle while jobs are outstanding. */
+/* Loop thread only: it references the async handle while jobs are outstanding, and it alone
+ * starts workers. */
 int kl_pool_submit(kl_pool *pool, kl_pool_work_fn work, kl_pool_done_fn done, void *arg) {
     kl_job *job = malloc(sizeof(*job));
     if (!job) return -ENOMEM;
@@ -160,9 +164,34 @@ int kl_pool_submit(kl_pool *pool, kl_pool_work_fn work, kl_pool_done_fn done, vo
     else
         pool->head = job;
     pool->tail = job;
+    pool->queued++;
+    /* A worker signalled but not yet awake still counts as waiting, so every queued job has a
+     * worker or starts one; a worker busy with a job that is about to end does not, which at
+     * worst starts a thread a little early (never more than nthreads). */
+    int rc = 0;
+    if (pool->waiting < pool->queued && pool->started < pool->nthreads) {
+        rc = pthread_create(&pool->threads[pool->started], NULL, kl_pool_worker, pool);
+        if (rc == 0) pool->started++;
+    }
+    if (pool->started == 0) {
+        /* No worker at all: the queue holds only this job, which nobody would ever run. */
+        pool->head = pool->tail = NULL;
+        pool->queued--;
+        pthread_mutex_unlock(&pool->mu);
+        free(job);
+        if (--pool->outstanding == 0) uv_unref((uv_handle_t *)&pool->async);
+        return -rc;
+    }
     pthread_cond_signal(&pool->cv);
     pthread_mutex_unlock(&pool->mu);
     return 0;
+}
+
+int kl_pool_threads(kl_pool *pool) {
+    pthread_mutex_lock(&pool->mu);
+    int n = pool->started;
+    pthread_mutex_unlock(&pool->mu);
+    return n;
 }
 
 typedef struct {
