@@ -225,6 +225,25 @@ json_t *kl_comm_info_session(kl_comm_manager *mgr, const char *session, const ch
     return i.out;
 }
 
+typedef struct foreach_ctx {
+    const char *target;
+    void (*fn)(kl_comm *comm, void *arg);
+    void *arg;
+} foreach_ctx;
+
+static void foreach_one(const char *key, void *value, void *arg) {
+    (void)key;
+    foreach_ctx *f = arg;
+    kl_comm *c = value;
+    if (!f->target || strcmp(f->target, c->target_name) == 0) f->fn(c, f->arg);
+}
+
+void kl_comm_foreach(kl_comm_manager *mgr, const char *target_name,
+                     void (*fn)(kl_comm *comm, void *arg), void *arg) {
+    foreach_ctx f = {target_name, fn, arg};
+    kl_strmap_foreach(mgr->comms, foreach_one, &f);
+}
+
 json_t *kl_comm_info(kl_comm_manager *mgr, const char *target_name) {
     return kl_comm_info_session(mgr, NULL, target_name);
 }

@@ -49,6 +49,10 @@ json_t *kl_comm_info(kl_comm_manager *mgr, const char *target_name);
 /* The same for the comms of one connection only (what a comm_info_request should answer, so one
  * client never learns another's comm ids). New ref. */
 json_t *kl_comm_info_session(kl_comm_manager *mgr, const char *session, const char *target_name);
+/* Calls fn(comm, arg) for every comm of target_name (every comm when NULL). fn must not open or
+ * close comms. */
+void kl_comm_foreach(kl_comm_manager *mgr, const char *target_name,
+                     void (*fn)(kl_comm *comm, void *arg), void *arg);
 
 /* Coroutine: sends a comm_msg with data (stolen) and buffers (consumed, may be NULL) as a child of
  * parent (may be NULL). -EPIPE (nothing sent) once the comm is closed. */

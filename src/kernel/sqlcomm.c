@@ -1053,54 +1053,60 @@ static void scan_busy(const char *key, void *value, void *arg) {
     if (t->busy && strcmp(t->session, b->session) == 0) b->busy = true;
 }
 
+/* An interrupt as it is handed to each kindling.sql comm. */
+typedef struct interrupt_scan {
+    const char *session; /* the interrupting connection's; NULL for SIGINT */
+    int64_t cut_us;      /* its header's date, or KL_SQLCOMM_NO_TIME */
+    bool work;           /* its comms hold calls */
+    bool everyone;       /* the other connections' comms stop too */
+} interrupt_scan;
+
+static sqlcomm *live_sqlcomm(kl_comm *comm) {
+    sqlcomm *sc = kl_comm_user(comm);
+    return sc && !sc->closing ? sc : NULL;
+}
+
+static bool owned_by(const sqlcomm *sc, const char *session) {
+    return session && strcmp(sc->session, session) == 0;
+}
+
+/* First pass: do the connection's own comms hold calls, and when did its client interrupt. */
+static void note_interrupt(kl_comm *comm, void *arg) {
+    interrupt_scan *s = arg;
+    sqlcomm *sc = live_sqlcomm(comm);
+    if (!sc || !owned_by(sc, s->session)) return;
+    if (s->cut_us != KL_SQLCOMM_NO_TIME &&
+        (sc->cut_us == KL_SQLCOMM_NO_TIME || s->cut_us > sc->cut_us))
+        sc->cut_us = s->cut_us;
+    if (sc->live) s->work = true;
+}
+
+static void apply_interrupt(kl_comm *comm, void *arg) {
+    interrupt_scan *s = arg;
+    sqlcomm *sc = live_sqlcomm(comm);
+    if (!sc) return;
+    if (owned_by(sc, s->session))
+        interrupt_comm(sc, s->cut_us);
+    else if (s->everyone)
+        interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
+}
+
 bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg) {
-    const char *session = kl_msg_session(msg);
-    int64_t cut_us = sent_time(msg);
-    json_t *ids = kl_comm_info(k->comms, KL_SQLCOMM_TARGET);
-    if (!ids) return false;
-    /* First the connection's own comms: do they hold calls, and when did the client interrupt. */
-    bool work = false;
-    const char *id;
-    json_t *v;
-    json_object_foreach(ids, id, v) {
-        kl_comm *comm = kl_comm_find(k->comms, id);
-        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
-        if (!sc || sc->closing || !session || strcmp(sc->session, session) != 0) continue;
-        if (cut_us != KL_SQLCOMM_NO_TIME &&
-            (sc->cut_us == KL_SQLCOMM_NO_TIME || cut_us > sc->cut_us))
-            sc->cut_us = cut_us;
-        if (sc->live) work = true;
-    }
-    busy_scan b = {session ? session : "", false};
-    if (session) kl_strmap_foreach(k->tenants, scan_busy, &b);
+    interrupt_scan s = {kl_msg_session(msg), sent_time(msg), false, false};
+    kl_comm_foreach(k->comms, KL_SQLCOMM_TARGET, note_interrupt, &s);
+    busy_scan b = {s.session ? s.session : "", false};
+    if (s.session) kl_strmap_foreach(k->tenants, scan_busy, &b);
     /* The kernel's rule for cells: a connection that runs nothing here gets an interrupt on behalf
      * of others (a notebook server's), so everyone's work stops; only by arrival then, since
      * another client's clock says nothing of when these calls were sent. */
-    bool everyone = !work && !b.busy;
-    json_object_foreach(ids, id, v) {
-        kl_comm *comm = kl_comm_find(k->comms, id);
-        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
-        if (!sc || sc->closing) continue;
-        bool own = session && strcmp(sc->session, session) == 0;
-        if (own)
-            interrupt_comm(sc, cut_us);
-        else if (everyone)
-            interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
-    }
-    json_decref(ids);
-    return work && !b.busy;
+    s.everyone = !s.work && !b.busy;
+    kl_comm_foreach(k->comms, KL_SQLCOMM_TARGET, apply_interrupt, &s);
+    return s.work && !b.busy;
 }
 
 void kl_sqlcomm_interrupt_all(kl_kernel *k) {
-    json_t *ids = kl_comm_info(k->comms, KL_SQLCOMM_TARGET);
-    const char *id;
-    json_t *v;
-    json_object_foreach(ids, id, v) {
-        kl_comm *comm = kl_comm_find(k->comms, id);
-        sqlcomm *sc = comm ? kl_comm_user(comm) : NULL;
-        if (sc && !sc->closing) interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
-    }
-    json_decref(ids);
+    interrupt_scan s = {NULL, KL_SQLCOMM_NO_TIME, false, true};
+    kl_comm_foreach(k->comms, KL_SQLCOMM_TARGET, apply_interrupt, &s);
 }
 
 /* ---- the target --------------------------------------------------------------------------- */

@@ -16,7 +16,8 @@ bool kl_shell_env_is_secret(const char *name);
 /* A wall time as IPython prints it: three significant digits in s, ms or µs ("1.23 s"). */
 void kl_shell_format_duration(double seconds, char *buf, size_t len);
 
-/* %history's options: -n N (entries, default 100), -g (every session of the user), then a glob pattern. */
+/* %history's options: -n N (entries, default 100), -g (every session of the user), then a glob
+ * pattern. */
 typedef struct kl_history_args {
     int n;
     bool global;
