@@ -491,3 +491,61 @@ const char *kl_msg_username(const kl_msg *m) {
 const char *kl_msg_subshell_id(const kl_msg *m) {
     return json_string_value(json_object_get(m->header, "subshell_id"));
 }
+
+/* n decimal digits at *p into *out, advancing *p. */
+static bool digits(const char **p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9') return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* One of the characters of set at *p, advancing *p. */
+static bool sep(const char **p, const char *set) {
+    if (!**p || !strchr(set, **p)) return false;
+    (*p)++;
+    return true;
+}
+
+int64_t kl_iso8601_to_us(const char *s) {
+    if (!s) return KL_ISO8601_NONE;
+    const char *p = s;
+    int y, mo, d, h, mi, sec;
+    if (!digits(&p, 4, &y) || !sep(&p, "-") || !digits(&p, 2, &mo) || !sep(&p, "-") ||
+        !digits(&p, 2, &d) || !sep(&p, "Tt ") || !digits(&p, 2, &h) || !sep(&p, ":") ||
+        !digits(&p, 2, &mi) || !sep(&p, ":") || !digits(&p, 2, &sec))
+        return KL_ISO8601_NONE;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+        return KL_ISO8601_NONE;
+    int64_t frac = 0;
+    if (sep(&p, ".,")) {
+        int n = 0;
+        for (; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 6) frac = frac * 10 + (*p - '0'); /* finer digits cannot order two requests */
+        if (n == 0) return KL_ISO8601_NONE;
+        for (; n < 6; n++) frac *= 10;
+    }
+    int64_t offset_s = 0; /* no zone: read as UTC, as every date of the same client is */
+    if (sep(&p, "Zz")) {
+        /* UTC */
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!digits(&p, 2, &oh)) return KL_ISO8601_NONE;
+        sep(&p, ":");
+        if (!digits(&p, 2, &om) || oh > 23 || om > 59) return KL_ISO8601_NONE;
+        offset_s = sign * (oh * 3600 + om * 60);
+    }
+    if (*p) return KL_ISO8601_NONE;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
+    int64_t secs = (int64_t)timegm(&tm) - offset_s;
+    return secs * 1000000 + frac;
+}

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "jupyter/wire.h"
 #include "runtime/uuid.h"
@@ -91,5 +92,10 @@ const char *kl_json_kind(const json_t *v);
 
 /* Current UTC time as ISO 8601 with microseconds and a Z, e.g. 2026-11-24T09:00:00.123456Z. */
 void kl_iso8601_now(char out[32]);
+/* A header date (ISO 8601: "2024-01-31T12:00:00.123456Z", any offset, fraction optional; none:
+ * UTC) as microseconds since the epoch, for ordering one client's requests; KL_ISO8601_NONE when
+ * s is NULL or not such a date. */
+#define KL_ISO8601_NONE INT64_MIN
+int64_t kl_iso8601_to_us(const char *s);
 
 #endif

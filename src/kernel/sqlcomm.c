@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kernel/comm.h"
 #include "kernel/sql.h"
@@ -44,7 +43,7 @@ struct call {
     kl_msg parent;      /* the request's header (and its frame): the reply's parent and topic */
     json_t *request_id; /* echoed back */
     kl_sqlbind *bind;
-    int64_t sent_us;   /* the request's header.date (client clock); KL_SQLCOMM_NO_TIME: none */
+    int64_t sent_us;   /* the request's header.date (client clock); KL_ISO8601_NONE: none */
     bool interrupted;  /* an interrupt_request sent after it arrived: answer, never run */
     run_slot slot;     /* while it runs alone */
     struct call *next; /* in the comm's queue */
@@ -81,7 +80,7 @@ struct sqlcomm {
      * runner's hands, running), so that an interrupt reaches all of them. */
     call *live;
     /* The client's clock at its last interrupt_request: its later comm_msgs dated no later were
-     * sent before it (and may still sit in the connection's request queue). KL_SQLCOMM_NO_TIME:
+     * sent before it (and may still sit in the connection's request queue). KL_ISO8601_NONE:
      * none pending. */
     int64_t cut_us;
     bool closing;
@@ -960,78 +959,20 @@ static void find_tenant(const char *key, void *value, void *arg) {
 
 /* ---- interrupts --------------------------------------------------------------------------- */
 
-/* n decimal digits at *p into *out, advancing *p. */
-static bool digits(const char **p, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9') return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-/* One of the characters of set at *p, advancing *p. */
-static bool sep(const char **p, const char *set) {
-    if (!**p || !strchr(set, **p)) return false;
-    (*p)++;
-    return true;
-}
-
-int64_t kl_sqlcomm_time_us(const char *s) {
-    if (!s) return KL_SQLCOMM_NO_TIME;
-    const char *p = s;
-    int y, mo, d, h, mi, sec;
-    if (!digits(&p, 4, &y) || !sep(&p, "-") || !digits(&p, 2, &mo) || !sep(&p, "-") ||
-        !digits(&p, 2, &d) || !sep(&p, "Tt ") || !digits(&p, 2, &h) || !sep(&p, ":") ||
-        !digits(&p, 2, &mi) || !sep(&p, ":") || !digits(&p, 2, &sec))
-        return KL_SQLCOMM_NO_TIME;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return KL_SQLCOMM_NO_TIME;
-    int64_t frac = 0;
-    if (sep(&p, ".,")) {
-        int n = 0;
-        for (; *p >= '0' && *p <= '9'; p++, n++)
-            if (n < 6) frac = frac * 10 + (*p - '0'); /* finer digits cannot order two requests */
-        if (n == 0) return KL_SQLCOMM_NO_TIME;
-        for (; n < 6; n++) frac *= 10;
-    }
-    int64_t offset_s = 0; /* no zone: read as UTC, as every date of the same client is */
-    if (sep(&p, "Zz")) {
-        /* UTC */
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (!digits(&p, 2, &oh)) return KL_SQLCOMM_NO_TIME;
-        sep(&p, ":");
-        if (!digits(&p, 2, &om) || oh > 23 || om > 59) return KL_SQLCOMM_NO_TIME;
-        offset_s = sign * (oh * 3600 + om * 60);
-    }
-    if (*p) return KL_SQLCOMM_NO_TIME;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = sec};
-    int64_t secs = (int64_t)timegm(&tm) - offset_s;
-    return secs * 1000000 + frac;
-}
-
-/* When the client sent msg, by its own clock; KL_SQLCOMM_NO_TIME when its header has no date. */
+/* When the client sent msg, by its own clock; KL_ISO8601_NONE when its header has no date. */
 static int64_t sent_time(const kl_msg *msg) {
-    return kl_sqlcomm_time_us(json_string_value(json_object_get(msg->header, "date")));
+    return kl_iso8601_to_us(json_string_value(json_object_get(msg->header, "date")));
 }
 
 /* Stops the calls of sc that were sent before an interrupt_request dated cut_us (all that sc
- * holds, with KL_SQLCOMM_NO_TIME): they are marked, to be answered KeyboardInterrupt by whoever
+ * holds, with KL_ISO8601_NONE): they are marked, to be answered KeyboardInterrupt by whoever
  * holds them (never run), and Spark executions answering any of them are cancelled (their
  * coroutines then interrupt the operation on the server). */
 static void interrupt_comm(sqlcomm *sc, int64_t cut_us) {
     size_t n = 0;
     for (call *c = sc->live; c; c = c->live_next) {
-        if (c->interrupted || (cut_us != KL_SQLCOMM_NO_TIME && c->sent_us != KL_SQLCOMM_NO_TIME &&
-                               c->sent_us > cut_us))
+        if (c->interrupted ||
+            (cut_us != KL_ISO8601_NONE && c->sent_us != KL_ISO8601_NONE && c->sent_us > cut_us))
             continue;
         c->interrupted = true;
         n++;
@@ -1056,7 +997,7 @@ static void scan_busy(const char *key, void *value, void *arg) {
 /* An interrupt as it is handed to each kindling.sql comm. */
 typedef struct interrupt_scan {
     const char *session; /* the interrupting connection's; NULL for SIGINT */
-    int64_t cut_us;      /* its header's date, or KL_SQLCOMM_NO_TIME */
+    int64_t cut_us;      /* its header's date, or KL_ISO8601_NONE */
     bool work;           /* its comms hold calls */
     bool everyone;       /* the other connections' comms stop too */
 } interrupt_scan;
@@ -1075,8 +1016,7 @@ static void note_interrupt(kl_comm *comm, void *arg) {
     interrupt_scan *s = arg;
     sqlcomm *sc = live_sqlcomm(comm);
     if (!sc || !owned_by(sc, s->session)) return;
-    if (s->cut_us != KL_SQLCOMM_NO_TIME &&
-        (sc->cut_us == KL_SQLCOMM_NO_TIME || s->cut_us > sc->cut_us))
+    if (s->cut_us != KL_ISO8601_NONE && (sc->cut_us == KL_ISO8601_NONE || s->cut_us > sc->cut_us))
         sc->cut_us = s->cut_us;
     if (sc->live) s->work = true;
 }
@@ -1088,7 +1028,7 @@ static void apply_interrupt(kl_comm *comm, void *arg) {
     if (owned_by(sc, s->session))
         interrupt_comm(sc, s->cut_us);
     else if (s->everyone)
-        interrupt_comm(sc, KL_SQLCOMM_NO_TIME);
+        interrupt_comm(sc, KL_ISO8601_NONE);
 }
 
 bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg) {
@@ -1105,7 +1045,7 @@ bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg) {
 }
 
 void kl_sqlcomm_interrupt_all(kl_kernel *k) {
-    interrupt_scan s = {NULL, KL_SQLCOMM_NO_TIME, false, true};
+    interrupt_scan s = {NULL, KL_ISO8601_NONE, false, true};
     kl_comm_foreach(k->comms, KL_SQLCOMM_TARGET, apply_interrupt, &s);
 }
 
@@ -1163,7 +1103,7 @@ static int sql_open(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
     if (!sc) return -1;
     sc->k = k;
     sc->comm = comm;
-    sc->cut_us = KL_SQLCOMM_NO_TIME;
+    sc->cut_us = KL_ISO8601_NONE;
     sc->session = strdup(kl_comm_session(comm));
     char err[512];
     const char *problem = sc->session ? read_open(sc, data, err, sizeof err) : "out of memory";
@@ -1192,14 +1132,14 @@ static void sql_msg(kl_kernel *k, kl_comm *comm, const kl_msg *msg, json_t *data
         return;
     }
     int64_t sent = sent_time(msg);
-    if (sent != KL_SQLCOMM_NO_TIME && sc->cut_us != KL_SQLCOMM_NO_TIME) {
+    if (sent != KL_ISO8601_NONE && sc->cut_us != KL_ISO8601_NONE) {
         if (sent <= sc->cut_us) {
             /* Sent before the connection's interrupt_request, though handled after it. */
             send_interrupted(sc, msg, json_incref(rid), false);
             return;
         }
         /* A client's requests arrive in the order it sent them: no later one is older. */
-        sc->cut_us = KL_SQLCOMM_NO_TIME;
+        sc->cut_us = KL_ISO8601_NONE;
     }
     json_t *params = json_object_get(data, "params");
     char err[512];

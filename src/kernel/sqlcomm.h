@@ -35,10 +35,4 @@ bool kl_sqlcomm_interrupt(kl_kernel *k, const kl_msg *msg);
  * a signal carries no client's clock), as every connection's running request does. */
 void kl_sqlcomm_interrupt_all(kl_kernel *k);
 
-/* A header date (ISO 8601: "2024-01-31T12:00:00.123456Z", any offset, fraction optional; none:
- * UTC) as microseconds since the epoch, for ordering one client's requests; KL_SQLCOMM_NO_TIME
- * when s is NULL or not such a date. */
-#define KL_SQLCOMM_NO_TIME INT64_MIN
-int64_t kl_sqlcomm_time_us(const char *s);
-
 #endif

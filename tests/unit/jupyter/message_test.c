@@ -548,3 +548,45 @@ Test(message, signer_is_safe_across_threads) {
         cr_assert_eq(jobs[i].bad, 0, "thread %d", i);
     }
 }
+
+/* Header dates order one client's requests around its interrupt_request (docs/comm.md,
+ * "Interrupts"): jupyter_client writes microseconds and Z, JavaScript milliseconds and Z, others
+ * an offset or no zone at all. */
+Test(iso8601_to_us, header_dates_in_microseconds) {
+    /* 2024-01-31T12:00:00Z is 1706702400 s after the epoch. */
+    const int64_t base = INT64_C(1706702400) * 1000000;
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T12:00:00.123456Z"), base + 123456);
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T12:00:00.123Z"), base + 123000);
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T12:00:00Z"), base);
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T12:00:00"), base, "no zone: UTC");
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T13:30:00+01:30"), base);
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31T04:00:00.5-0800"), base + 500000);
+    cr_expect_eq(kl_iso8601_to_us("2024-01-31 12:00:00.1234567891Z"), base + 123456,
+                 "digits beyond microseconds are dropped");
+    cr_expect_eq(kl_iso8601_to_us("1970-01-01T00:00:00Z"), 0);
+}
+
+Test(iso8601_to_us, later_requests_compare_greater) {
+    cr_expect_lt(kl_iso8601_to_us("2024-12-31T23:59:59.999999Z"),
+                 kl_iso8601_to_us("2025-01-01T00:00:00.000000Z"));
+    cr_expect_lt(kl_iso8601_to_us("2024-02-28T10:00:00.000001Z"),
+                 kl_iso8601_to_us("2024-02-28T10:00:00.000002Z"));
+    cr_expect_lt(kl_iso8601_to_us("2024-02-29T01:00:00+02:00"),
+                 kl_iso8601_to_us("2024-02-28T23:30:00Z"));
+}
+
+Test(iso8601_to_us, anything_else_is_no_time) {
+    const char *bad[] = {"",
+                         "2024-01-31",
+                         "2024-01-31T12:00",
+                         "2024-1-31T12:00:00Z",
+                         "2024-13-01T00:00:00Z",
+                         "2024-01-31T12:00:00.Z",
+                         "2024-01-31T12:00:00Zjunk",
+                         "2024-01-31T12:00:00+1",
+                         "yesterday",
+                         "2024-01-31T25:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(kl_iso8601_to_us(bad[i]), KL_ISO8601_NONE, "%s", bad[i]);
+    cr_expect_eq(kl_iso8601_to_us(NULL), KL_ISO8601_NONE);
+}
