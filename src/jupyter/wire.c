@@ -1,4 +1,7 @@
 /* HMAC signing of the four JSON frames, and splitting a multipart message at <IDS|MSG>. */
+/* The low-level SHA-256 interface is deprecated in OpenSSL 3 but kept; it is used for the one
+ * digest nearly every client signs with (see kl_sha256_hmac below). */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "jupyter/wire.h"
 
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/sha.h>
 
 /* Python's hashlib attribute names (what jupyter_client accepts after "hmac-") where OpenSSL spells
  * the same digest differently. Names not listed are handed to OpenSSL as they are, which already
@@ -54,10 +58,49 @@ static EVP_MAC_CTX *hmac_start(const EVP_MD *md, const unsigned char *key, size_
     return ctx;
 }
 
+/* HMAC-SHA256 from the two digest states after the padded key (RFC 2104), so that a signature is
+ * two struct copies and plain hashing: OpenSSL 3.0's EVP_MAC allocates and frees a digest context
+ * twice per signature and dispatches every update through its provider, which together cost more
+ * than hashing a whole message, and the kernel signs or checks six messages per execute. Read-only
+ * after init, so any thread may sign with it at once. */
+typedef struct kl_sha256_hmac {
+    SHA256_CTX inner, outer;
+} kl_sha256_hmac;
+
+static void sha256_hmac_init(kl_sha256_hmac *h, const unsigned char *key, size_t keylen) {
+    unsigned char block[SHA256_CBLOCK] = {0}, pad[SHA256_CBLOCK];
+    if (keylen > sizeof block)
+        SHA256(key, keylen, block);
+    else
+        memcpy(block, key, keylen);
+    for (size_t i = 0; i < sizeof block; i++) pad[i] = block[i] ^ 0x36;
+    SHA256_Init(&h->inner);
+    SHA256_Update(&h->inner, pad, sizeof pad);
+    for (size_t i = 0; i < sizeof block; i++) pad[i] = block[i] ^ 0x5c;
+    SHA256_Init(&h->outer);
+    SHA256_Update(&h->outer, pad, sizeof pad);
+    OPENSSL_cleanse(block, sizeof block);
+    OPENSSL_cleanse(pad, sizeof pad);
+}
+
+static void sha256_hmac(const kl_sha256_hmac *h, const kl_slice parts[4],
+                        unsigned char mac[SHA256_DIGEST_LENGTH]) {
+    SHA256_CTX c = h->inner;
+    for (int i = 0; i < 4; i++)
+        if (parts[i].len) SHA256_Update(&c, parts[i].data, parts[i].len);
+    SHA256_Final(mac, &c);
+    c = h->outer;
+    SHA256_Update(&c, mac, SHA256_DIGEST_LENGTH);
+    SHA256_Final(mac, &c);
+    OPENSSL_cleanse(&c, sizeof c);
+}
+
 /* Behind kl_signer.keyed. Restarting work (EVP_MAC_init without a key keeps the key) costs a
  * fraction of duplicating tmpl, which copies and allocates three digest contexts; work serves one
  * thread at a time and a thread that finds it taken signs with a duplicate instead. */
 typedef struct kl_hmac {
+    bool sha256; /* signs with fast, not the contexts below */
+    kl_sha256_hmac fast;
     EVP_MAC_CTX *tmpl; /* never changed after init, so any thread may duplicate it */
     EVP_MAC_CTX *work;
     pthread_mutex_t mu; /* guards work */
@@ -68,6 +111,7 @@ static void hmac_free(kl_hmac *h) {
     EVP_MAC_CTX_free(h->tmpl);
     EVP_MAC_CTX_free(h->work);
     pthread_mutex_destroy(&h->mu);
+    OPENSSL_cleanse(&h->fast, sizeof h->fast);
     free(h);
 }
 
@@ -75,6 +119,11 @@ static kl_hmac *hmac_new(const EVP_MD *md, const unsigned char *key, size_t keyl
     kl_hmac *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     pthread_mutex_init(&h->mu, NULL);
+    if (EVP_MD_is_a(md, "SHA2-256")) {
+        h->sha256 = true;
+        sha256_hmac_init(&h->fast, key, keylen);
+        return h;
+    }
     h->tmpl = hmac_start(md, key, keylen);
     h->work = h->tmpl ? EVP_MAC_CTX_dup(h->tmpl) : NULL;
     if (!h->work) {
@@ -162,10 +211,10 @@ bool kl_signer_enabled(const kl_signer *s) {
     return s && s->md != NULL;
 }
 
-int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_HEX_MAX]) {
-    hex[0] = '\0';
-    if (!kl_signer_enabled(s)) return 0;
-    kl_hmac *h = s->keyed;
+/* The MAC of parts through EVP_MAC, for digests other than SHA-256, into mac (*maclen bytes).
+ * 0, or -errno. */
+static int evp_hmac(kl_hmac *h, const kl_slice parts[4], unsigned char mac[EVP_MAX_MD_SIZE],
+                    size_t *maclen) {
     EVP_MAC_CTX *ctx;
     bool own = pthread_mutex_trylock(&h->mu) == 0;
     if (own) {
@@ -177,18 +226,29 @@ int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_
     } else if (!(ctx = EVP_MAC_CTX_dup(h->tmpl))) {
         return -ENOMEM;
     }
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    size_t maclen = 0;
     int ok = 1;
     for (int i = 0; i < 4 && ok; i++) {
         if (parts[i].len) ok = EVP_MAC_update(ctx, parts[i].data, parts[i].len);
     }
-    if (ok) ok = EVP_MAC_final(ctx, mac, &maclen, sizeof mac);
+    if (ok) ok = EVP_MAC_final(ctx, mac, maclen, EVP_MAX_MD_SIZE);
     if (own)
         pthread_mutex_unlock(&h->mu);
     else
         EVP_MAC_CTX_free(ctx);
-    if (!ok || maclen * 2 + 1 > KL_SIG_HEX_MAX) return -EINVAL;
+    return ok ? 0 : -EINVAL;
+}
+
+int kl_signer_sign(const kl_signer *s, const kl_slice parts[4], char hex[KL_SIG_HEX_MAX]) {
+    hex[0] = '\0';
+    if (!kl_signer_enabled(s)) return 0;
+    kl_hmac *h = s->keyed;
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t maclen = SHA256_DIGEST_LENGTH;
+    if (h->sha256)
+        sha256_hmac(&h->fast, parts, mac);
+    else if (evp_hmac(h, parts, mac, &maclen) < 0)
+        return -EINVAL;
+    if (maclen * 2 + 1 > KL_SIG_HEX_MAX) return -EINVAL;
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < maclen; i++) {
         hex[2 * i] = digits[mac[i] >> 4];

@@ -3,6 +3,8 @@
  * to regenerate them. */
 #include <criterion/criterion.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <string.h>
 
 #include "jupyter/wire.h"
@@ -64,6 +66,46 @@ Test(wire, signatures_match_jupyter_client) {
         cr_assert_str_eq(hex, VECTORS[i].hex, "%s", VECTORS[i].scheme);
         cr_assert(kl_signer_verify(&signer, parts, VECTORS[i].hex, strlen(VECTORS[i].hex)), "%s",
                   VECTORS[i].scheme);
+        kl_signer_free(&signer);
+    }
+}
+
+/* RFC 4231 test case 6: a key longer than SHA-256's block is hashed first. */
+Test(wire, sha256_key_longer_than_a_block) {
+    char key[132];
+    memset(key, 0xaa, 131);
+    key[131] = 0;
+    cr_assert_eq(kl_signer_init(&signer, "hmac-sha256", key, 131, err, sizeof err), 0, "%s", err);
+    static const char data[] = "Test Using Larger Than Block-Size Key - Hash Key First";
+    /* Split unevenly over the four parts, with an empty one: the MAC covers their concatenation. */
+    kl_slice split[4] = {{data, 5}, {data + 5, 0}, {data + 5, 20}, {data + 25, strlen(data) - 25}};
+    char hex[KL_SIG_HEX_MAX];
+    cr_assert_eq(kl_signer_sign(&signer, split, hex), 0);
+    cr_assert_str_eq(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+/* SHA-256 signs without EVP_MAC; every key length around the block size must still agree with
+ * OpenSSL's own HMAC. */
+Test(wire, sha256_agrees_with_openssl_hmac_for_every_key_length) {
+    static const size_t lens[] = {1, 31, 32, 63, 64, 65, 127, 128, 200};
+    char key[200], joined[1024];
+    for (size_t i = 0; i < sizeof key; i++) key[i] = (char)(i * 7 + 1);
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        memcpy(joined + n, PARTS[i], strlen(PARTS[i]));
+        n += strlen(PARTS[i]);
+    }
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        cr_assert_eq(kl_signer_init(&signer, "hmac-sha256", key, lens[k], err, sizeof err), 0);
+        unsigned char mac[32];
+        unsigned int maclen = 0;
+        cr_assert_not_null(
+            HMAC(EVP_sha256(), key, (int)lens[k], (const unsigned char *)joined, n, mac, &maclen));
+        char want[65];
+        for (unsigned i = 0; i < maclen; i++) snprintf(want + 2 * i, 3, "%02x", mac[i]);
+        char hex[KL_SIG_HEX_MAX];
+        cr_assert_eq(kl_signer_sign(&signer, parts, hex), 0);
+        cr_assert_str_eq(hex, want, "key of %zu bytes", lens[k]);
         kl_signer_free(&signer);
     }
 }
