@@ -2,13 +2,18 @@
  *
  * N simulated clients, each a DEALER with its own routing id and session, keep exactly one shell
  * request in flight (send, wait for the reply, send again). One thread drives every socket through
- * epoll on their ZMQ_FDs, so the generator needs no coroutines and measures only the kernel and the
- * wire. Messages are built, signed and checked with the project's own jupyter/ modules.
+ * epoll, so the generator needs no coroutines and measures only the kernel and the wire. Messages
+ * are built, signed and checked with the project's own jupyter/ modules.
  *
- * zmq_poll was not used: it reads ZMQ_EVENTS of every socket on every call (two system calls
- * each), so with 1,000 clients the generator spent more CPU than the kernel it measured, on the
- * same two cores. A socket is looked at only when its fd fires, and is always left after a receive
- * that failed with EAGAIN, which is what re-arms ZMQ_FD.
+ * Two transports carry the same per-client logic (lg_conn): ZMTP spoken directly on non-blocking
+ * TCP sockets (zmtp.c), the default, and libzmq, kept for ipc and CurveZMQ connection files. With
+ * libzmq every message crossed to its I/O thread and back through mailboxes and eventfds: at 1,000
+ * clients the generator spent about as much CPU per round trip as the kernel it measured, on the
+ * same two cores, and so limited what could be measured.
+ *
+ * On libzmq a socket is looked at only when its ZMQ_FD fires, and is always left after a receive
+ * that failed with EAGAIN, which is what re-arms ZMQ_FD (zmq_poll read ZMQ_EVENTS of every socket
+ * on every call, two system calls each).
  *
  * The clock starts when every client has had its first reply: connecting N sockets is not what
  * the figures describe. Latencies are those of requests sent inside the measured window, so none
@@ -37,10 +42,12 @@
 #include "jupyter/wire.h"
 #include "runtime/uuid.h"
 #include "runtime/zsock.h"
+#include "zmtp.h"
 
 #define LG_USERNAME "kl_loadgen"
 
 typedef enum { LG_KERNEL_INFO, LG_EXECUTE } lg_mode;
+typedef enum { LG_AUTO, LG_ZMTP, LG_LIBZMQ } lg_transport;
 
 typedef struct lg_options {
     const char *connection_file;
@@ -53,22 +60,8 @@ typedef struct lg_options {
     bool json;
     int iopub;   /* -1 default (on), 0 off, 1 on */
     double rate; /* requests per second per client (open loop); 0: back to back */
+    lg_transport transport;
 } lg_options;
-
-typedef struct lg_client {
-    void *sock;
-    char session[KL_UUID_STRLEN];
-    char inflight_id[KL_UUID_STRLEN]; /* "" when nothing is in flight */
-    double sent_at;
-    /* When the request in flight was due: its send time back to back; its slot in the schedule
-     * with --rate, so a request sent late because the previous reply was late is timed from when
-     * it should have gone (no coordinated omission). */
-    double intended;
-    double due; /* --rate: when the next request is due */
-    int index;
-    bool answered;          /* has had at least one reply */
-    unsigned long measured; /* round trips inside the measured window */
-} lg_client;
 
 /* Growable sample buffer; latencies in seconds. */
 typedef struct lg_samples {
@@ -123,7 +116,7 @@ static double lg_percentile(const lg_samples *sorted, unsigned p) {
 static void lg_usage(FILE *out) {
     fputs("usage: kl_loadgen --connection-file FILE [--mode kernel_info|execute] [--clients N]\n"
           "                  [--duration S] [--warmup S] [--rate R] [--code TEXT] [--no-iopub]\n"
-          "                  [--json]\n"
+          "                  [--transport zmtp|libzmq] [--json]\n"
           "\n"
           "Keeps one shell request in flight per simulated client and reports round trips per\n"
           "second and the p50/p99 latency of the requests answered during --duration seconds\n"
@@ -143,6 +136,9 @@ static void lg_usage(FILE *out) {
           "      --rate R                requests per second per client (default: back to back)\n"
           "      --no-iopub              do not subscribe to and drain IOPub\n"
           "      --stall-timeout S       fail when no reply arrives for S seconds (10)\n"
+          "      --transport T           zmtp: ZMTP 3.0 on TCP from this thread (default for tcp\n"
+          "                              connection files without curve keys); libzmq: ZeroMQ\n"
+          "                              sockets (the default otherwise; ipc and CurveZMQ)\n"
           "  -j, --json                  print one JSON object instead of text\n",
           out);
 }
@@ -161,7 +157,7 @@ static int lg_parse_double(const char *name, const char *s, double min, double *
 
 /* 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 static int lg_parse_args(int argc, char **argv, lg_options *o) {
-    enum { OPT_NO_IOPUB = 256, OPT_STALL, OPT_RATE };
+    enum { OPT_NO_IOPUB = 256, OPT_STALL, OPT_RATE, OPT_TRANSPORT };
     static const struct option longopts[] = {
         {"connection-file", required_argument, NULL, 'f'},
         {"mode", required_argument, NULL, 'm'},
@@ -173,6 +169,7 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
         {"no-iopub", no_argument, NULL, OPT_NO_IOPUB},
         {"stall-timeout", required_argument, NULL, OPT_STALL},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"transport", required_argument, NULL, OPT_TRANSPORT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -222,6 +219,16 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
             break;
         case OPT_RATE:
             if (lg_parse_double("--rate", optarg, 0.001, &o->rate) < 0) return -1;
+            break;
+        case OPT_TRANSPORT:
+            if (strcmp(optarg, "zmtp") == 0) {
+                o->transport = LG_ZMTP;
+            } else if (strcmp(optarg, "libzmq") == 0) {
+                o->transport = LG_LIBZMQ;
+            } else {
+                fprintf(stderr, "kl_loadgen: --transport takes zmtp or libzmq\n");
+                return -1;
+            }
             break;
         case OPT_NO_IOPUB:
             o->iopub = 0;
@@ -274,112 +281,209 @@ static int lg_template_init(lg_request_template *t, const lg_options *o) {
     return 0;
 }
 
-static int lg_send_frame(void *sock, const void *data, size_t len, int flags) {
-    /* A DEALER with a live pipe queues up to its high-water mark; one request in flight never
-     * gets near it, so a blocking send only waits while the connection is being made. */
-    if (zmq_send(sock, data, len, flags) >= 0) return 0;
-    fprintf(stderr, "kl_loadgen: send failed: %s\n", zmq_strerror(errno));
-    return -errno;
+/* --- transports ---------------------------------------------------------------------------------
+ * One socket of the generator on either transport. Everything above this section sends and
+ * receives whole multipart messages as slices and never knows which transport carries them. */
+
+typedef struct lg_net {
+    bool zmtp;
+    void *zctx; /* libzmq */
+    int ep;
+    const kl_connection_info *info;
+    /* CurveZMQ (libzmq only): one client key pair for every socket, Z85 */
+    char curve_public[41], curve_secret[41];
+} lg_net;
+
+typedef struct lg_conn {
+    const kl_connection_info *info;
+    kl_channel ch;
+    int index;      /* client number, for messages */
+    uint32_t tag;   /* epoll data */
+    void *zsock;    /* libzmq */
+    kl_zmtp zmtp;   /* zmtp, when zmtp.fd >= 0 */
+    bool watch_out; /* zmtp: EPOLLOUT is registered */
+    bool failed;    /* its error has been printed */
+} lg_conn;
+
+/* Called with each whole message received; a negative return is fatal. */
+typedef int (*lg_msg_fn)(void *arg, const kl_slice *parts, size_t n);
+
+/* Prints why c failed, once: a send that fails inside a receive callback is not told twice. */
+static int lg_conn_fail(lg_conn *c, const char *what) {
+    if (c->failed) return -1;
+    c->failed = true;
+    char endpoint[300] = "";
+    kl_connection_endpoint(c->info, c->ch, endpoint, sizeof endpoint);
+    fprintf(stderr, "kl_loadgen: %s socket %d (%s): %s\n", kl_channel_name(c->ch), c->index,
+            endpoint, what);
+    return -1;
 }
 
-/* Builds, signs and sends one request on cl; remembers its msg_id and send time. */
-static int lg_send_request(lg_client *cl, const lg_request_template *t, const kl_signer *signer) {
-    char header[512], date[32], sig[KL_SIG_HEX_MAX];
-    if (kl_uuid_v4(cl->inflight_id) < 0) return -EIO;
-    kl_iso8601_now(date);
-    int hlen = snprintf(header, sizeof header,
-                        "{\"msg_id\":\"%s\",\"msg_type\":\"%s\",\"username\":\"" LG_USERNAME
-                        "\",\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
-                        cl->inflight_id, t->type, cl->session, date);
-    if (hlen < 0 || (size_t)hlen >= sizeof header) return -EOVERFLOW;
-    kl_slice parts[4] = {
-        {header, (size_t)hlen}, {"{}", 2}, {"{}", 2}, {t->content, t->content_len}};
-    if (kl_signer_sign(signer, parts, sig) < 0) return -EIO;
-    cl->sent_at = lg_now();
-    int rc;
-    if ((rc = lg_send_frame(cl->sock, KL_WIRE_DELIM, strlen(KL_WIRE_DELIM), ZMQ_SNDMORE)) < 0 ||
-        (rc = lg_send_frame(cl->sock, sig, strlen(sig), ZMQ_SNDMORE)) < 0)
-        return rc;
-    for (int i = 0; i < 4; i++)
-        if ((rc = lg_send_frame(cl->sock, parts[i].data, parts[i].len, i < 3 ? ZMQ_SNDMORE : 0)) <
-            0)
-            return rc;
+/* zmtp: EPOLLOUT registered exactly while output waits for the socket. */
+static int lg_conn_watch(lg_net *net, lg_conn *c) {
+    bool want = kl_zmtp_wants_write(&c->zmtp);
+    if (want == c->watch_out) return 0;
+    struct epoll_event ev = {.events = EPOLLIN | (want ? EPOLLOUT : 0), .data.u32 = c->tag};
+    if (epoll_ctl(net->ep, EPOLL_CTL_MOD, c->zmtp.fd, &ev) < 0) return lg_conn_fail(c, "epoll");
+    c->watch_out = want;
     return 0;
 }
 
-/* Reads one whole multipart message without blocking into f. 1 if one was read, 0 if none was
- * waiting, -1 on error. */
-static int lg_recv_multipart(void *sock, kl_frames *f) {
+static int lg_conn_open_libzmq(lg_net *net, lg_conn *c, const void *rid, size_t rid_len, int *fd) {
+    const kl_connection_info *info = net->info;
+    char endpoint[300];
+    if (kl_connection_endpoint(info, c->ch, endpoint, sizeof endpoint) < 0)
+        return lg_conn_fail(c, "cannot form the endpoint");
+    void *s = c->zsock = zmq_socket(net->zctx, c->ch == KL_CH_SHELL ? ZMQ_DEALER : ZMQ_SUB);
+    if (!s) return lg_conn_fail(c, zmq_strerror(errno));
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (info->curve_publickey &&
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, info->curve_publickey,
+                        strlen(info->curve_publickey)) < 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, net->curve_public, 40) < 0 ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, net->curve_secret, 40) < 0))
+        return lg_conn_fail(c, "CurveZMQ keys refused (curve_publickey must be 40 Z85 chars)");
+    /* Set before connect, so the kernel sees a stable, unique peer. */
+    if (rid) zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, rid_len);
+    if (c->ch == KL_CH_IOPUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    if (zmq_connect(s, endpoint) < 0) return lg_conn_fail(c, zmq_strerror(errno));
+    size_t fdlen = sizeof *fd;
+    if (zmq_getsockopt(s, ZMQ_FD, fd, &fdlen) < 0) return lg_conn_fail(c, zmq_strerror(errno));
+    return 0;
+}
+
+static int lg_conn_open_zmtp(lg_net *net, lg_conn *c, const void *rid, size_t rid_len, int *fd) {
+    char err[300];
+    *fd = kl_zmtp_connect_tcp(net->info->ip, net->info->ports[c->ch], err, sizeof err);
+    if (*fd < 0) return lg_conn_fail(c, err);
+    bool sub = c->ch == KL_CH_IOPUB;
+    /* ZMTP 3.0 subscribes with a message: 0x01 and the topic, here empty (everything). */
+    kl_slice subscribe = {"\x01", 1};
+    if (kl_zmtp_init(&c->zmtp, *fd, sub ? KL_ZMTP_SUB : KL_ZMTP_DEALER, rid, rid_len) < 0 ||
+        (sub && kl_zmtp_send(&c->zmtp, &subscribe, 1) < 0) || kl_zmtp_flush(&c->zmtp) < 0)
+        return lg_conn_fail(c, kl_zmtp_error(&c->zmtp));
+    c->watch_out = kl_zmtp_wants_write(&c->zmtp);
+    return 0;
+}
+
+/* Connects c (a DEALER on shell with routing id rid, or a SUB on IOPub subscribed to everything)
+ * and watches it on net->ep with tag. Prints why on failure. */
+static int lg_conn_open(lg_net *net, lg_conn *c, kl_channel ch, int index, uint32_t tag,
+                        const char *rid) {
+    *c = (lg_conn){.info = net->info, .ch = ch, .index = index, .tag = tag, .zmtp.fd = -1};
+    size_t rid_len = rid ? strlen(rid) : 0;
+    int fd;
+    if ((net->zmtp ? lg_conn_open_zmtp : lg_conn_open_libzmq)(net, c, rid, rid_len, &fd) < 0)
+        return -1;
+    struct epoll_event ev = {.events = EPOLLIN | (c->watch_out ? EPOLLOUT : 0), .data.u32 = tag};
+    if (epoll_ctl(net->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return lg_conn_fail(c, strerror(errno));
+    return 0;
+}
+
+static void lg_conn_close(lg_conn *c) {
+    if (c->zsock) zmq_close(c->zsock);
+    if (c->zmtp.fd >= 0) {
+        close(c->zmtp.fd);
+        kl_zmtp_free(&c->zmtp);
+    }
+    c->zsock = NULL;
+    c->zmtp.fd = -1;
+}
+
+/* Sends one multipart message (zmtp: queued until the handshake is over, then written). */
+static int lg_conn_send(lg_net *net, lg_conn *c, const kl_slice *parts, size_t n) {
+    if (c->zsock) {
+        /* A DEALER with a live pipe queues up to its high-water mark; one request in flight never
+         * gets near it, so a blocking send only waits while the connection is being made. */
+        for (size_t i = 0; i < n; i++)
+            if (zmq_send(c->zsock, parts[i].data, parts[i].len, i + 1 < n ? ZMQ_SNDMORE : 0) < 0)
+                return lg_conn_fail(c, zmq_strerror(errno));
+        return 0;
+    }
+    if (kl_zmtp_send(&c->zmtp, parts, n) < 0 || kl_zmtp_flush(&c->zmtp) < 0)
+        return lg_conn_fail(c, kl_zmtp_error(&c->zmtp));
+    return lg_conn_watch(net, c);
+}
+
+/* libzmq: reads one whole multipart message without blocking into f. 1 if one was read, 0 if none
+ * was waiting, -1 on error. */
+static int lg_recv_multipart(lg_conn *c, kl_frames *f) {
     for (;;) {
         zmq_msg_t part;
         zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, sock, f->n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&part, c->zsock, f->n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
             int e = errno;
             zmq_msg_close(&part);
             if (e == EAGAIN && f->n == 0) return 0;
             if (e == EINTR) continue;
-            fprintf(stderr, "kl_loadgen: receive failed: %s\n", zmq_strerror(e));
-            return -1;
+            return lg_conn_fail(c, zmq_strerror(e));
         }
         int more = zmq_msg_more(&part);
         if (kl_frames_add_msg(f, &part) < 0) {
             zmq_msg_close(&part);
-            return -1;
+            return lg_conn_fail(c, "out of memory");
         }
         zmq_msg_close(&part);
         if (!more) return 1;
     }
 }
 
-/* Drops every message waiting on IOPub; only counts them. -1 on a socket error. */
-static int lg_drain_iopub(void *sub, lg_stats *st) {
+/* libzmq: hands every waiting message to fn; returns only after a receive failed with EAGAIN,
+ * which re-arms the socket's ZMQ_FD. */
+static int lg_conn_service_libzmq(lg_conn *c, lg_msg_fn fn, void *arg) {
+    kl_slice small[16], *parts = small;
     for (;;) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        int r = zmq_msg_recv(&part, sub, ZMQ_DONTWAIT);
-        int more = r >= 0 && zmq_msg_more(&part);
-        int e = errno;
-        zmq_msg_close(&part);
-        if (r < 0) {
-            if (e == EAGAIN) return 0;
-            if (e == EINTR) continue;
-            fprintf(stderr, "kl_loadgen: IOPub receive failed: %s\n", zmq_strerror(e));
-            return -1;
-        }
-        if (!more) st->iopub_msgs++;
+        kl_frames f;
+        kl_frames_init(&f);
+        int r = lg_recv_multipart(c, &f);
+        if (r > 0 && f.n > sizeof small / sizeof *small && !(parts = malloc(f.n * sizeof *parts)))
+            r = lg_conn_fail(c, "out of memory");
+        for (size_t i = 0; r > 0 && i < f.n; i++)
+            parts[i] = (kl_slice){kl_frames_data(&f, i), kl_frames_size(&f, i)};
+        if (r > 0) r = fn(arg, parts, f.n) < 0 ? -1 : 1;
+        if (parts != small) free(parts);
+        parts = small;
+        kl_frames_clear(&f);
+        if (r <= 0) return r;
     }
 }
 
-/* Whether the first "key": "..." string member in the JSON text j has the value want: 1 yes, 0
- * another value, -1 no such member. Enough for the flat objects a kernel's reply header and
- * content are, whatever the kernel's spacing; a reply is read without building a JSON tree, like
- * the request is written without one. */
-static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
-    char quoted[64];
-    int qn = snprintf(quoted, sizeof quoted, "\"%s\"", key);
-    const char *p = j.data, *end = p + j.len;
-    const char *hit = memmem(p, j.len, quoted, (size_t)qn);
-    if (!hit) return -1;
-    p = hit + qn;
-    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    size_t wn = strlen(want);
-    if (p >= end || *p != '"' || (size_t)(end - p) < wn + 2) return 0;
-    return memcmp(p + 1, want, wn) == 0 && p[wn + 1] == '"';
+static int lg_conn_service_zmtp(lg_net *net, lg_conn *c, uint32_t events, lg_msg_fn fn, void *arg) {
+    kl_zmtp *z = &c->zmtp;
+    if ((events & EPOLLOUT) && kl_zmtp_flush(z) < 0) return lg_conn_fail(c, kl_zmtp_error(z));
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+        int r = kl_zmtp_read(z, fn, arg);
+        if (r < 0) return z->err[0] ? lg_conn_fail(c, kl_zmtp_error(z)) : -1;
+    }
+    return lg_conn_watch(net, c);
 }
 
-/* Checks that the reply answers cl's request in flight (its signature already verified). 1 if it
- * does (and *ok says whether the status was "ok"), 0 if it is something else. */
-static int lg_match_reply(const lg_client *cl, const kl_wire_parts *w, const char *reply_type,
-                          bool *ok) {
-    if (lg_json_field_is(w->json[0], "msg_type", reply_type) != 1) return 0;
-    /* A fresh UUID appears in the parent header only as the msg_id it is. */
-    if (!memmem(w->json[1].data, w->json[1].len, cl->inflight_id, strlen(cl->inflight_id)))
-        return 0;
-    int status = lg_json_field_is(w->json[3], "status", "ok");
-    /* Older kernels leave status out of kernel_info_reply; execute_reply always carries one. */
-    *ok = status == 1 || (status < 0 && strcmp(reply_type, "kernel_info_reply") == 0);
-    return 1;
+/* Handles what epoll reported for c: every whole message waiting goes to fn. -1 when fatal. */
+static int lg_conn_service(lg_net *net, lg_conn *c, uint32_t events, lg_msg_fn fn, void *arg) {
+    return c->zsock ? lg_conn_service_libzmq(c, fn, arg)
+                    : lg_conn_service_zmtp(net, c, events, fn, arg);
 }
+
+/* --- clients --------------------------------------------------------------------------------- */
+
+typedef struct lg_run lg_run;
+
+typedef struct lg_client {
+    lg_run *run;
+    lg_conn conn;
+    char session[KL_UUID_STRLEN];
+    char inflight_id[KL_UUID_STRLEN]; /* "" when nothing is in flight */
+    double sent_at;
+    /* When the request in flight was due: its send time back to back; its slot in the schedule
+     * with --rate, so a request sent late because the previous reply was late is timed from when
+     * it should have gone (no coordinated omission). */
+    double intended;
+    double due; /* --rate: when the next request is due */
+    int index;
+    bool answered;          /* has had at least one reply */
+    unsigned long measured; /* round trips inside the measured window */
+} lg_client;
 
 /* The measured window. Until every client has had a reply, from is +inf: nothing is counted. */
 typedef struct lg_window {
@@ -393,6 +497,21 @@ typedef struct lg_schedule {
     int n;
     bool started;
 } lg_schedule;
+
+/* Everything one run shares: what the reply and IOPub callbacks need. */
+struct lg_run {
+    const lg_options *o;
+    lg_net net;
+    lg_request_template tmpl;
+    const kl_signer *signer;
+    const char *reply_type;
+    lg_client *cl;
+    lg_conn sub; /* IOPub; unused with --no-iopub */
+    lg_window win;
+    lg_schedule sched;
+    lg_stats st;
+    double last_reply_at;
+};
 
 static void lg_schedule_push(lg_schedule *h, int i) {
     int k = h->n++;
@@ -419,93 +538,147 @@ static int lg_schedule_pop(lg_schedule *h) {
     return top;
 }
 
-/* Handles every reply waiting on cl, and sends the next request while the window is open; returns
- * only after a receive failed with EAGAIN, which re-arms the socket's ZMQ_FD. -1 on a fatal
- * error. */
-static int lg_service_client(lg_client *cl, const lg_options *o, const lg_request_template *t,
-                             const kl_signer *signer, const char *reply_type, const lg_window *win,
-                             lg_schedule *sched, lg_stats *st, double *last_reply_at) {
-    for (;;) {
-        kl_frames f;
-        kl_frames_init(&f);
-        int r = lg_recv_multipart(cl->sock, &f);
-        if (r <= 0) {
-            kl_frames_clear(&f);
-            return r;
-        }
-        double now = lg_now();
-        kl_wire_parts w;
-        int d = kl_wire_split(&f, signer, &w);
-        if (d != KL_WIRE_OK) {
-            /* Checking a reply is part of what any client must do, so a failure is a finding. */
-            fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));
-            st->unexpected++;
-            kl_frames_clear(&f);
-            continue;
-        }
-        bool ok = false;
-        int matched = cl->inflight_id[0] ? lg_match_reply(cl, &w, reply_type, &ok) : 0;
-        kl_frames_clear(&f);
-        if (!matched) {
-            st->unexpected++;
-            continue;
-        }
-        *last_reply_at = now;
-        cl->inflight_id[0] = '\0';
-        st->in_flight--;
-        st->all_replies++;
-        if (!cl->answered) {
-            cl->answered = true;
-            st->answered++;
-        }
-        if (now >= win->from && now < win->until) {
-            st->round_trips++;
-            cl->measured++;
-            if (!ok) st->errors++;
-            if (cl->intended >= win->from && lg_samples_push(&st->latency, now - cl->intended) < 0)
-                return -1;
-        }
-        if (now >= win->until) continue;
-        if (o->rate > 0) {
-            /* Until every client is connected nothing is scheduled; then this one waits for its
-             * slot, or goes at once when the slot has passed. */
-            if (!sched->started) continue;
-            if (cl->due > now) {
-                lg_schedule_push(sched, cl->index);
-                continue;
-            }
-        }
-        if (lg_send_request(cl, t, signer) < 0) return -1;
-        cl->intended = o->rate > 0 ? cl->due : cl->sent_at;
-        if (o->rate > 0) cl->due += 1.0 / o->rate;
-        st->in_flight++;
-    }
+/* Builds, signs and sends one request on cl; remembers its msg_id and send time, and counts it in
+ * flight. intended is when it was due (its send time back to back: pass 0). */
+static int lg_send_request(lg_client *cl, double intended) {
+    lg_run *run = cl->run;
+    const lg_request_template *t = &run->tmpl;
+    char header[512], date[32], sig[KL_SIG_HEX_MAX];
+    if (kl_uuid_v4(cl->inflight_id) < 0) return -1;
+    kl_iso8601_now(date);
+    int hlen = snprintf(header, sizeof header,
+                        "{\"msg_id\":\"%s\",\"msg_type\":\"%s\",\"username\":\"" LG_USERNAME
+                        "\",\"session\":\"%s\",\"date\":\"%s\",\"version\":\"5.3\"}",
+                        cl->inflight_id, t->type, cl->session, date);
+    if (hlen < 0 || (size_t)hlen >= sizeof header) return -1;
+    kl_slice parts[6] = {{KL_WIRE_DELIM, strlen(KL_WIRE_DELIM)},
+                         {sig, 0},
+                         {header, (size_t)hlen},
+                         {"{}", 2},
+                         {"{}", 2},
+                         {t->content, t->content_len}};
+    if (kl_signer_sign(run->signer, parts + 2, sig) < 0) return -1;
+    parts[1].len = strlen(sig);
+    cl->sent_at = lg_now();
+    cl->intended = intended > 0 ? intended : cl->sent_at;
+    if (lg_conn_send(&run->net, &cl->conn, parts, 6) < 0) return -1;
+    run->st.in_flight++;
+    return 0;
 }
 
-static void *lg_open_socket(void *zctx, int type, const kl_connection_info *info, kl_channel ch) {
-    char endpoint[512];
-    if (kl_connection_endpoint(info, ch, endpoint, sizeof endpoint) < 0) {
-        fprintf(stderr, "kl_loadgen: cannot form the %s endpoint\n", kl_channel_name(ch));
-        return NULL;
-    }
-    void *s = zmq_socket(zctx, type);
-    if (!s) return NULL;
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    if (info->curve_publickey) {
-        fprintf(stderr, "kl_loadgen: CURVE-encrypted connection files are not supported\n");
-        zmq_close(s);
-        return NULL;
-    }
-    if (zmq_connect(s, endpoint) < 0) {
-        fprintf(stderr, "kl_loadgen: connect %s: %s\n", endpoint, zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
+/* Whether the first "key": "..." string member in the JSON text j has the value want: 1 yes, 0
+ * another value, -1 no such member. Enough for the flat objects a kernel's reply header and
+ * content are, whatever the kernel's spacing; a reply is read without building a JSON tree, like
+ * the request is written without one. */
+static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
+    char quoted[64];
+    int qn = snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    const char *p = j.data, *end = p + j.len;
+    const char *hit = memmem(p, j.len, quoted, (size_t)qn);
+    if (!hit) return -1;
+    p = hit + qn;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    size_t wn = strlen(want);
+    if (p >= end || *p != '"' || (size_t)(end - p) < wn + 2) return 0;
+    return memcmp(p + 1, want, wn) == 0 && p[wn + 1] == '"';
 }
 
-/* CPU seconds this process has used so far, every thread (ZeroMQ's I/O thread too). */
+/* kl_wire_split over slices (it takes libzmq frames): finds the delimiter, the signature and the
+ * four JSON parts, and verifies the signature. A kl_wire_status. */
+static int lg_wire_split(const kl_slice *parts, size_t n, const kl_signer *s, kl_wire_parts *w) {
+    static const size_t delim_len = sizeof KL_WIRE_DELIM - 1;
+    memset(w, 0, sizeof *w);
+    size_t d = 0;
+    while (d < n &&
+           !(parts[d].len == delim_len && memcmp(parts[d].data, KL_WIRE_DELIM, delim_len) == 0))
+        d++;
+    if (d == n) return KL_WIRE_ENODELIM;
+    w->n_idents = d;
+    if (n - d - 1 < 5) return KL_WIRE_ESHORT;
+    w->sig = parts[d + 1];
+    memcpy(w->json, parts + d + 2, sizeof w->json);
+    w->first_buffer = d + 6;
+    w->n_buffers = n - w->first_buffer;
+    if (!kl_signer_verify(s, w->json, w->sig.data, w->sig.len)) return KL_WIRE_EBADSIG;
+    return KL_WIRE_OK;
+}
+
+/* Checks that the reply answers cl's request in flight (its signature already verified). 1 if it
+ * does (and *ok says whether the status was "ok"), 0 if it is something else. */
+static int lg_match_reply(const lg_client *cl, const kl_wire_parts *w, const char *reply_type,
+                          bool *ok) {
+    if (lg_json_field_is(w->json[0], "msg_type", reply_type) != 1) return 0;
+    /* A fresh UUID appears in the parent header only as the msg_id it is. */
+    if (!memmem(w->json[1].data, w->json[1].len, cl->inflight_id, strlen(cl->inflight_id)))
+        return 0;
+    int status = lg_json_field_is(w->json[3], "status", "ok");
+    /* Older kernels leave status out of kernel_info_reply; execute_reply always carries one. */
+    *ok = status == 1 || (status < 0 && strcmp(reply_type, "kernel_info_reply") == 0);
+    return 1;
+}
+
+/* A message on cl's shell socket: counts the reply, and sends the next request while the window
+ * is open. -1 on a fatal error. */
+static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
+    lg_client *cl = arg;
+    lg_run *run = cl->run;
+    lg_stats *st = &run->st;
+    const lg_options *o = run->o;
+    double now = lg_now();
+    kl_wire_parts w;
+    int d = lg_wire_split(parts, n, run->signer, &w);
+    if (d != KL_WIRE_OK) {
+        /* Checking a reply is part of what any client must do, so a failure is a finding. */
+        fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));
+        st->unexpected++;
+        return 0;
+    }
+    bool ok = false;
+    if (!(cl->inflight_id[0] && lg_match_reply(cl, &w, run->reply_type, &ok))) {
+        st->unexpected++;
+        return 0;
+    }
+    run->last_reply_at = now;
+    cl->inflight_id[0] = '\0';
+    st->in_flight--;
+    st->all_replies++;
+    if (!cl->answered) {
+        cl->answered = true;
+        st->answered++;
+    }
+    const lg_window *win = &run->win;
+    if (now >= win->from && now < win->until) {
+        st->round_trips++;
+        cl->measured++;
+        if (!ok) st->errors++;
+        if (cl->intended >= win->from && lg_samples_push(&st->latency, now - cl->intended) < 0)
+            return -1;
+    }
+    if (now >= win->until) return 0;
+    if (o->rate > 0) {
+        /* Until every client is connected nothing is scheduled; then this one waits for its
+         * slot, or goes at once when the slot has passed. */
+        if (!run->sched.started) return 0;
+        if (cl->due > now) {
+            lg_schedule_push(&run->sched, cl->index);
+            return 0;
+        }
+        double due = cl->due;
+        cl->due += 1.0 / o->rate;
+        return lg_send_request(cl, due);
+    }
+    return lg_send_request(cl, 0);
+}
+
+/* IOPub is drained, only counted. */
+static int lg_on_iopub(void *arg, const kl_slice *parts, size_t n) {
+    (void)parts;
+    (void)n;
+    ((lg_run *)arg)->st.iopub_msgs++;
+    return 0;
+}
+
+/* CPU seconds this process has used so far, every thread (libzmq's I/O thread too). */
 static double lg_cpu_seconds(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
@@ -549,6 +722,7 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
     double max = st->latency.n ? st->latency.v[st->latency.n - 1] * 1e3 : 0;
     const char *mode = o->mode == LG_KERNEL_INFO ? "kernel_info" : "execute";
     bool iopub = o->iopub != 0;
+    const char *transport = o->transport == LG_ZMTP ? "zmtp" : "libzmq";
     if (o->json) {
         json_t *j =
             json_pack("{s:s, s:i, s:f, s:I, s:f, s:{s:f, s:f, s:f, s:f, s:f}, s:I, s:I, s:b, s:I}",
@@ -559,6 +733,7 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
                       iopub, "iopub_messages", (json_int_t)st->iopub_msgs);
         if (j) {
             /* With these a caller can relate CPU it measured over the whole run to requests. */
+            json_object_set_new(j, "transport", json_string(transport));
             json_object_set_new(j, "all_replies", json_integer((json_int_t)st->all_replies));
             json_object_set_new(j, "connect_s", json_real(st->connect_s));
             json_object_set_new(j, "offered_per_client_per_s", json_real(o->rate));
@@ -576,10 +751,134 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
     } else {
         printf("%s clients=%d duration=%.2f s round_trips=%llu rate=%.1f rt/s p50=%.3f ms "
                "p99=%.3f ms mean=%.3f ms max=%.3f ms errors=%llu unexpected=%llu "
-               "iopub_messages=%llu connect=%.3f s per-client min/median/max=%lu/%lu/%lu%s\n",
+               "iopub_messages=%llu connect=%.3f s per-client min/median/max=%lu/%lu/%lu "
+               "transport=%s%s\n",
                mode, o->clients, measured_s, st->round_trips, rate, p50, p99, mean, max, st->errors,
-               st->unexpected, st->iopub_msgs, st->connect_s, fair[0], fair[1], fair[2],
+               st->unexpected, st->iopub_msgs, st->connect_s, fair[0], fair[1], fair[2], transport,
                iopub ? "" : " (IOPub not read)");
+    }
+}
+
+/* Resolves --transport against the connection file: zmtp speaks TCP and the NULL mechanism only.
+ * -1 with a message when the user asked for what cannot work. */
+static int lg_pick_transport(lg_options *o, const kl_connection_info *info) {
+    bool tcp = strcmp(info->transport, "tcp") == 0;
+    bool curve = info->curve_publickey || info->curve_secretkey;
+    if (o->transport == LG_AUTO) o->transport = tcp && !curve ? LG_ZMTP : LG_LIBZMQ;
+    if (o->transport == LG_ZMTP && !tcp) {
+        fprintf(stderr,
+                "kl_loadgen: --transport zmtp speaks TCP only and this connection file's "
+                "transport is \"%s\"; use --transport libzmq\n",
+                info->transport);
+        return -1;
+    }
+    if (o->transport == LG_ZMTP && curve) {
+        fprintf(stderr,
+                "kl_loadgen: --transport zmtp has only the NULL security mechanism and this "
+                "connection file carries CurveZMQ keys; use --transport libzmq\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Each zmtp client is one descriptor, each libzmq one two (socket and mailbox): 1,000 clients do
+ * not fit the usual soft limit of 1,024. */
+static void lg_raise_fd_limit(int clients) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)clients * 2 + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Opens every socket and sends each client's first request. */
+static int lg_start(lg_run *run) {
+    const lg_options *o = run->o;
+    for (int i = 0; i < o->clients; i++) {
+        lg_client *cl = &run->cl[i];
+        cl->run = run;
+        cl->index = i;
+        if (kl_uuid_v4(cl->session) < 0) return -1;
+        char rid[64];
+        snprintf(rid, sizeof rid, "kl_loadgen-%d-%s", i, cl->session);
+        if (lg_conn_open(&run->net, &cl->conn, KL_CH_SHELL, i, (uint32_t)i, rid) < 0) return -1;
+    }
+    if (o->iopub != 0 &&
+        lg_conn_open(&run->net, &run->sub, KL_CH_IOPUB, 0, (uint32_t)o->clients, NULL) < 0)
+        return -1;
+    for (int i = 0; i < o->clients; i++)
+        if (lg_send_request(&run->cl[i], 0) < 0) return -1;
+    return 0;
+}
+
+/* Runs the clients until the window and the drain after it are over. 0, or -1 with a message. */
+static int lg_loop(lg_run *run) {
+    const lg_options *o = run->o;
+    lg_client *cl = run->cl;
+    lg_stats *st = &run->st;
+    lg_schedule *sched = &run->sched;
+    lg_window *w = &run->win;
+    enum { LG_EVENTS = 256 };
+    struct epoll_event events[LG_EVENTS];
+    double t0 = lg_now();
+    run->last_reply_at = t0;
+    /* After the window, replies still in flight are collected (not counted) for a moment so the
+     * kernel is not left answering a vanished peer when the next run starts. */
+    double drain_until = 1e300;
+    for (;;) {
+        double now = lg_now();
+        if (w->from == 1e300 && st->answered == o->clients) {
+            st->connect_s = now - t0;
+            w->from = now + o->warmup_s;
+            w->until = w->from + o->duration_s;
+            drain_until = w->until + 2.0;
+            if (o->rate > 0) {
+                /* Slots spread evenly over one period, so the kernel sees a steady stream
+                 * rather than N requests at each tick. In-flight requests were all answered. */
+                sched->started = true;
+                for (int i = 0; i < o->clients; i++) {
+                    cl[i].due = now + (double)i / o->clients / o->rate;
+                    lg_schedule_push(sched, i);
+                }
+            }
+        }
+        while (sched->n > 0 && cl[sched->v[0]].due <= now && now < w->until) {
+            lg_client *c = &cl[lg_schedule_pop(sched)];
+            double due = c->due;
+            c->due += 1.0 / o->rate;
+            if (lg_send_request(c, due) < 0) return -1;
+        }
+        if (now >= w->until) sched->n = 0;
+        if (now >= w->until && (st->in_flight == 0 || now >= drain_until)) return 0;
+        if (st->in_flight && now - run->last_reply_at > o->stall_s) {
+            fprintf(stderr,
+                    "kl_loadgen: no reply for %.1f s (%d of %d clients answered); is the kernel "
+                    "alive?\n",
+                    o->stall_s, st->answered, o->clients);
+            return -1;
+        }
+        int timeout_ms = 100;
+        if (sched->n > 0) {
+            /* Rounded up: a slot is never taken early, at most a millisecond late (and timed
+             * from the slot, so the lateness counts against the kernel, not for it). */
+            double ms = (cl[sched->v[0]].due - now) * 1e3 + 1;
+            timeout_ms = ms < 0 ? 0 : ms < 100 ? (int)ms : 100;
+        }
+        int n = epoll_wait(run->net.ep, events, LG_EVENTS, timeout_ms);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fprintf(stderr, "kl_loadgen: epoll_wait failed: %s\n", strerror(errno));
+            return -1;
+        }
+        for (int e = 0; e < n; e++) {
+            uint32_t i = events[e].data.u32;
+            int r =
+                i < (uint32_t)o->clients
+                    ? lg_conn_service(&run->net, &cl[i].conn, events[e].events, lg_on_reply, &cl[i])
+                    : lg_conn_service(&run->net, &run->sub, events[e].events, lg_on_iopub, run);
+            if (r < 0) return -1;
+        }
     }
 }
 
@@ -594,6 +893,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kl_loadgen: %s\n", err);
         return 2;
     }
+    if (lg_pick_transport(&o, &info) < 0) {
+        kl_connection_free(&info);
+        return 2;
+    }
     kl_signer signer;
     if (kl_signer_init(&signer, info.signature_scheme, info.key, strlen(info.key), err,
                        sizeof err) < 0) {
@@ -601,136 +904,49 @@ int main(int argc, char **argv) {
         kl_connection_free(&info);
         return 2;
     }
+    lg_raise_fd_limit(o.clients);
 
     int rc = 1;
-    void *zctx = zmq_ctx_new();
-    void *sub = NULL;
-    lg_client *cl = calloc((size_t)o.clients, sizeof *cl);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    enum { LG_EVENTS = 256 };
-    struct epoll_event events[LG_EVENTS];
-    lg_stats st = {0};
-    lg_request_template tmpl = {0};
-    lg_schedule sched = {.cl = cl, .v = calloc((size_t)o.clients, sizeof(int))};
-    if (!zctx || !cl || ep < 0 || !sched.v) {
+    lg_run run = {
+        .o = &o,
+        .net = {.zmtp = o.transport == LG_ZMTP, .ep = epoll_create1(EPOLL_CLOEXEC), .info = &info},
+        .signer = &signer,
+        .reply_type = o.mode == LG_KERNEL_INFO ? "kernel_info_reply" : "execute_reply",
+        .cl = calloc((size_t)o.clients, sizeof *run.cl),
+        .sub = {.zmtp.fd = -1},
+        .win = {.from = 1e300, .until = 1e300},
+    };
+    run.sched = (lg_schedule){.cl = run.cl, .v = calloc((size_t)o.clients, sizeof(int))};
+    for (int i = 0; run.cl && i < o.clients; i++) run.cl[i].conn.zmtp.fd = -1;
+    if (!run.net.zmtp) run.net.zctx = zmq_ctx_new();
+    if (!run.cl || run.net.ep < 0 || !run.sched.v || (!run.net.zmtp && !run.net.zctx)) {
         fprintf(stderr, "kl_loadgen: out of memory\n");
         goto out;
     }
-    for (int i = 0; i <= o.clients; i++) {
-        void *s;
-        if (i < o.clients) {
-            if (kl_uuid_v4(cl[i].session) < 0) goto out;
-            s = cl[i].sock = lg_open_socket(zctx, ZMQ_DEALER, &info, KL_CH_SHELL);
-            if (!s) goto out;
-            /* The routing id is set before connect, so the kernel sees a stable, unique peer. */
-            char rid[64];
-            int n = snprintf(rid, sizeof rid, "kl_loadgen-%d-%s", i, cl[i].session);
-            zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, (size_t)n);
-        } else {
-            if (o.iopub == 0) break;
-            s = sub = lg_open_socket(zctx, ZMQ_SUB, &info, KL_CH_IOPUB);
-            if (!s || zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0) < 0) goto out;
-        }
-        int fd;
-        size_t fdlen = sizeof fd;
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-        if (zmq_getsockopt(s, ZMQ_FD, &fd, &fdlen) < 0 ||
-            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            fprintf(stderr, "kl_loadgen: cannot watch socket %d: %s\n", i, strerror(errno));
-            goto out;
-        }
+    if (info.curve_publickey && zmq_curve_keypair(run.net.curve_public, run.net.curve_secret) < 0) {
+        fprintf(stderr, "kl_loadgen: cannot make a CurveZMQ key pair: %s\n", zmq_strerror(errno));
+        goto out;
     }
-
-    const char *reply_type = o.mode == LG_KERNEL_INFO ? "kernel_info_reply" : "execute_reply";
-    if (lg_template_init(&tmpl, &o) < 0) goto out;
-    double t0 = lg_now();
-    for (int i = 0; i < o.clients; i++) {
-        cl[i].index = i;
-        if (lg_send_request(&cl[i], &tmpl, &signer) < 0) goto out;
-        cl[i].intended = cl[i].sent_at;
-        st.in_flight++;
-    }
-
-    lg_window w = {.from = 1e300, .until = 1e300};
-    double last_reply_at = t0;
-    /* After the window, replies still in flight are collected (not counted) for a moment so the
-     * kernel is not left answering a vanished peer when the next run starts. */
-    double drain_until = 1e300;
-    for (;;) {
-        double now = lg_now();
-        if (w.from == 1e300 && st.answered == o.clients) {
-            st.connect_s = now - t0;
-            w.from = now + o.warmup_s;
-            w.until = w.from + o.duration_s;
-            drain_until = w.until + 2.0;
-            if (o.rate > 0) {
-                /* Slots spread evenly over one period, so the kernel sees a steady stream
-                 * rather than N requests at each tick. In-flight requests were all answered. */
-                sched.started = true;
-                for (int i = 0; i < o.clients; i++) {
-                    cl[i].due = now + (double)i / o.clients / o.rate;
-                    lg_schedule_push(&sched, i);
-                }
-            }
-        }
-        while (sched.n > 0 && cl[sched.v[0]].due <= now && now < w.until) {
-            lg_client *c = &cl[lg_schedule_pop(&sched)];
-            if (lg_send_request(c, &tmpl, &signer) < 0) goto out;
-            c->intended = c->due;
-            c->due += 1.0 / o.rate;
-            st.in_flight++;
-        }
-        if (now >= w.until) sched.n = 0;
-        if (now >= w.until && (st.in_flight == 0 || now >= drain_until)) break;
-        if (st.in_flight && now - last_reply_at > o.stall_s) {
-            fprintf(stderr,
-                    "kl_loadgen: no reply for %.1f s (%d of %d clients answered); is the kernel "
-                    "alive?\n",
-                    o.stall_s, st.answered, o.clients);
-            goto out;
-        }
-        int timeout_ms = 100;
-        if (sched.n > 0) {
-            /* Rounded up: a slot is never taken early, at most a millisecond late (and timed
-             * from the slot, so the lateness counts against the kernel, not for it). */
-            double ms = (cl[sched.v[0]].due - now) * 1e3 + 1;
-            timeout_ms = ms < 0 ? 0 : ms < 100 ? (int)ms : 100;
-        }
-        int n = epoll_wait(ep, events, LG_EVENTS, timeout_ms);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fprintf(stderr, "kl_loadgen: epoll_wait failed: %s\n", strerror(errno));
-            goto out;
-        }
-        for (int e = 0; e < n; e++) {
-            uint32_t i = events[e].data.u32;
-            int r = i < (uint32_t)o.clients
-                        ? lg_service_client(&cl[i], &o, &tmpl, &signer, reply_type, &w, &sched, &st,
-                                            &last_reply_at)
-                        : lg_drain_iopub(sub, &st);
-            if (r < 0) goto out;
-        }
-    }
-    if (st.round_trips == 0) {
+    if (lg_template_init(&run.tmpl, &o) < 0 || lg_start(&run) < 0 || lg_loop(&run) < 0) goto out;
+    if (run.st.round_trips == 0) {
         fprintf(stderr, "kl_loadgen: no round trip completed in the measured window\n");
         goto out;
     }
-    lg_report(&o, &st, cl, o.duration_s);
+    lg_report(&o, &run.st, run.cl, o.duration_s);
     /* Error replies mean the request was wrong for this kernel: the rate would be meaningless. */
-    rc = st.errors ? 3 : 0;
-    if (st.errors)
-        fprintf(stderr, "kl_loadgen: %llu replies had a status other than \"ok\"\n", st.errors);
+    rc = run.st.errors ? 3 : 0;
+    if (run.st.errors)
+        fprintf(stderr, "kl_loadgen: %llu replies had a status other than \"ok\"\n", run.st.errors);
 
 out:
-    for (int i = 0; cl && i < o.clients; i++)
-        if (cl[i].sock) zmq_close(cl[i].sock);
-    if (ep >= 0) close(ep);
-    if (sub) zmq_close(sub);
-    if (zctx) zmq_ctx_term(zctx);
-    free(cl);
-    free(st.latency.v);
-    free(tmpl.content);
-    free(sched.v);
+    for (int i = 0; run.cl && i < o.clients; i++) lg_conn_close(&run.cl[i].conn);
+    lg_conn_close(&run.sub);
+    if (run.net.ep >= 0) close(run.net.ep);
+    if (run.net.zctx) zmq_ctx_term(run.net.zctx);
+    free(run.cl);
+    free(run.st.latency.v);
+    free(run.tmpl.content);
+    free(run.sched.v);
     kl_signer_free(&signer);
     kl_connection_free(&info);
     return rc;

@@ -6,6 +6,11 @@ same run. Those runs are closed loops (each client sends again as soon as it has
 measure capacity. The latency at a given load is measured apart, in open loops: --offered-clients
 connections sending on a schedule at each total rate in --offered. Medians over --repeats runs.
 
+With --floor, the closed loops also run against kl_rt_floor (bench/floor/rt_floor.c), which
+answers executes with the messages Kindling sends for a magic but does nothing else: no tenants, no
+JSON trees, one thread on libzmq. What it reaches with the same load generator on the same cores
+is the most any libzmq kernel could show here, the yardstick for Kindling's figures.
+
 The RSS an idle connection costs is measured apart, on a fresh kernel: --idle-clients connections
 (each its own DEALER identity and Jupyter session) send a kernel_info_request and one execute
 request, then stay connected and idle while the kernel's RSS is read; the growth divided by their
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,10 +66,52 @@ def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration
            "--stall-timeout", "60"]
     if rate_per_client:
         cmd += ["--rate", f"{rate_per_client:g}"]
+    if args.transport:
+        cmd += ["--transport", args.transport]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 600)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
     return json.loads(p.stdout)
+
+
+class FloorServer:
+    """kl_rt_floor on a connection file of its own, shaped like the KernelManager that series()
+    reads (a connection_file, and the pid of the process under load)."""
+
+    def __init__(self, binary: str, root: Path) -> None:
+        self.connection_file = str(root / "floor.json")
+        key = "floor-key"
+        socks = [socket.socket() for _ in range(5)]
+        for sk in socks:
+            sk.bind(("127.0.0.1", 0))
+        ports = [sk.getsockname()[1] for sk in socks]
+        for sk in socks:
+            sk.close()
+        Path(self.connection_file).write_text(json.dumps({
+            "transport": "tcp", "ip": "127.0.0.1", "key": key,
+            "signature_scheme": "hmac-sha256", "shell_port": ports[0], "iopub_port": ports[1],
+            "stdin_port": ports[2], "control_port": ports[3], "hb_port": ports[4]}))
+        self.proc = subprocess.Popen([binary, self.connection_file], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{binary} exited at once ({self.proc.returncode})")
+
+    class _Provisioner:
+        def __init__(self, proc: subprocess.Popen) -> None:
+            self.process = proc
+
+    @property
+    def provisioner(self) -> "FloorServer._Provisioner":
+        return FloorServer._Provisioner(self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]) -> dict:
@@ -199,6 +247,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
     spark_ns = [int(x) for x in args.spark_clients.split(",")]
     offered = [float(x) for x in args.offered.split(",")] if args.offered else []
     raw: dict = {"kindling_magic": [], "ipykernel_magic": [], "kindling_select": [],
+                 "floor_magic": [],
                  "kindling_offered": [],
                  "kindling_idle": [], "ipykernel_idle": [], "kindling_select_idle": []}
     idle_n = args.idle_clients
@@ -212,6 +261,13 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             raw["kindling_magic"].append(series(args, km, "%echo hi", ns))
         finally:
             km.shutdown_kernel(now=True)
+        if args.floor:
+            common.log("  kl_rt_floor, %echo hi")
+            fs = FloorServer(args.floor, root)
+            try:
+                raw["floor_magic"].append(series(args, fs, "%echo hi", ns))
+            finally:
+                fs.stop()
         if offered:
             # A kernel of its own: every run's clients are new connections, and the closed-loop
             # series has already made over a thousand of them.
@@ -273,13 +329,20 @@ def med(runs: list[dict], n: str, path: list[str]) -> float | None:
     return statistics.median(vals) if vals else None
 
 
+def transport_of(raw: dict) -> str:
+    seen = {r.get("transport") for runs in raw.values() if isinstance(runs, list) for rep in runs
+            if isinstance(rep, dict) for r in rep.values() if isinstance(r, dict)}
+    seen.discard(None)
+    return ", ".join(sorted(seen)) or "libzmq"
+
+
 def render(raw: dict, args: argparse.Namespace) -> str:
     def f(x: float | None, d: int) -> str:
         return "—" if x is None else f"{x:,.{d}f}"
 
     lines = ["# Many connections on one kernel", "",
              f"Command: `{args.command}`; medians of {args.repeats} runs, {args.duration} s "
-             "measured per figure.", "",
+             f"measured per figure; load generator transport: {transport_of(raw)}.", "",
              "| load | N | Kindling rt/s | ipykernel rt/s | ratio | Kindling p50 / p99 ms | "
              "ipykernel p50 / p99 ms | Kindling RSS MiB | RSS growth KiB per client |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -294,6 +357,16 @@ def render(raw: dict, args: argparse.Namespace) -> str:
             f"{f(med(i, n, ['latency_ms', 'p50']), 2)} / {f(med(i, n, ['latency_ms', 'p99']), 2)} | "
             f"{f(med(k, n, ['rss_after_mib']), 1)} | "
             f"{f(med(k, n, ['rss_growth_per_connection_kib']), 1)} |")
+    for n in args.clients.split(","):
+        fl = raw.get("floor_magic")
+        if not fl:
+            break
+        k = raw["kindling_magic"]
+        fr, kr = med(fl, n, ["rate_per_s"]), med(k, n, ["rate_per_s"])
+        lines.append(
+            f"| magic-only, kl_rt_floor | {n} | {f(fr, 0)} | — | Kindling {kr / fr:.2f}× of it | "
+            f"{f(med(fl, n, ['latency_ms', 'p50']), 2)} / {f(med(fl, n, ['latency_ms', 'p99']), 2)} | "
+            "— | — | — |" if fr and kr else f"| magic-only, kl_rt_floor | {n} | — | — | — | — | — | — | — |")
     for n in args.spark_clients.split(","):
         s = raw["kindling_select"]
         if not s:
@@ -372,6 +445,10 @@ def main() -> int:
                          "connections together (empty: skipped)")
     ap.add_argument("--offered-clients", type=int, default=1000)
     ap.add_argument("--no-ipykernel", action="store_true")
+    ap.add_argument("--floor", help="kl_rt_floor binary: closed loops against it too (the floor "
+                    "of a libzmq kernel on this machine)")
+    ap.add_argument("--transport", choices=["zmtp", "libzmq"],
+                    help="kl_loadgen's client transport (default: its own choice)")
     ap.add_argument("--command", default="bench/tenancy.sh")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kl-tenancy-") as tmp:

@@ -15,7 +15,7 @@ fi
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DKL_TESTS=OFF -DKL_BENCH=ON
 fi
-cmake --build "$BUILD" -j "${KL_JOBS:-2}" --target kindling kl_loadgen
+cmake --build "$BUILD" -j "${KL_JOBS:-2}" --target kindling kl_loadgen kl_rt_floor
 
 remote="${KL_SPARK_REMOTE:-}"
 state=""
@@ -24,5 +24,5 @@ if [[ -z "$remote" ]]; then
   trap '"$REPO/scripts/spark_server.sh" stop --state-dir "$state" >/dev/null 2>&1 || true' EXIT
   remote="$("$REPO/scripts/spark_server.sh" start --state-dir "$state" --owner-pid $$ --master 'local[2]')"
 fi
-"$PY" "$REPO/bench/tenancy.py" --kindling "$BUILD/kindling" --loadgen "$BUILD/kl_loadgen" \
+"$PY" "$REPO/bench/tenancy.py" --kindling "$BUILD/kindling" --loadgen "$BUILD/kl_loadgen" --floor "$BUILD/kl_rt_floor" \
   --spark-remote "$remote" --command "bench/tenancy.sh${*:+ $*}" "$@"
