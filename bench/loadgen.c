@@ -583,26 +583,6 @@ static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
     return memcmp(p + 1, want, wn) == 0 && p[wn + 1] == '"';
 }
 
-/* kl_wire_split over slices (it takes libzmq frames): finds the delimiter, the signature and the
- * four JSON parts, and verifies the signature. A kl_wire_status. */
-static int lg_wire_split(const kl_slice *parts, size_t n, const kl_signer *s, kl_wire_parts *w) {
-    static const size_t delim_len = sizeof KL_WIRE_DELIM - 1;
-    memset(w, 0, sizeof *w);
-    size_t d = 0;
-    while (d < n &&
-           !(parts[d].len == delim_len && memcmp(parts[d].data, KL_WIRE_DELIM, delim_len) == 0))
-        d++;
-    if (d == n) return KL_WIRE_ENODELIM;
-    w->n_idents = d;
-    if (n - d - 1 < 5) return KL_WIRE_ESHORT;
-    w->sig = parts[d + 1];
-    memcpy(w->json, parts + d + 2, sizeof w->json);
-    w->first_buffer = d + 6;
-    w->n_buffers = n - w->first_buffer;
-    if (!kl_signer_verify(s, w->json, w->sig.data, w->sig.len)) return KL_WIRE_EBADSIG;
-    return KL_WIRE_OK;
-}
-
 /* Checks that the reply answers cl's request in flight (its signature already verified). 1 if it
  * does (and *ok says whether the status was "ok"), 0 if it is something else. */
 static int lg_match_reply(const lg_client *cl, const kl_wire_parts *w, const char *reply_type,
@@ -626,7 +606,7 @@ static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
     const lg_options *o = run->o;
     double now = lg_now();
     kl_wire_parts w;
-    int d = lg_wire_split(parts, n, run->signer, &w);
+    int d = kl_wire_split_slices(parts, n, run->signer, &w);
     if (d != KL_WIRE_OK) {
         /* Checking a reply is part of what any client must do, so a failure is a finding. */
         fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import zmq
@@ -96,14 +97,7 @@ class FloorServer:
         time.sleep(0.5)
         if self.proc.poll() is not None:
             raise RuntimeError(f"{binary} exited at once ({self.proc.returncode})")
-
-    class _Provisioner:
-        def __init__(self, proc: subprocess.Popen) -> None:
-            self.process = proc
-
-    @property
-    def provisioner(self) -> "FloorServer._Provisioner":
-        return FloorServer._Provisioner(self.proc)
+        self.provisioner = types.SimpleNamespace(process=self.proc)
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -268,26 +268,44 @@ bool kl_signer_verify(const kl_signer *s, const kl_slice parts[4], const void *s
     return CRYPTO_memcmp(want, sig, wantlen) == 0;
 }
 
-int kl_wire_split(const kl_frames *f, const kl_signer *s, kl_wire_parts *out) {
+/* Frame i of a message, whichever way the caller holds it. */
+typedef kl_slice (*frame_at_fn)(const void *msg, size_t i);
+
+static kl_slice frames_at(const void *msg, size_t i) {
+    const kl_frames *f = msg;
+    return (kl_slice){kl_frames_data(f, i), kl_frames_size(f, i)};
+}
+
+static kl_slice slices_at(const void *msg, size_t i) {
+    return ((const kl_slice *)msg)[i];
+}
+
+static int split(const void *msg, size_t n, frame_at_fn at, const kl_signer *s,
+                 kl_wire_parts *out) {
     static const size_t delim_len = sizeof KL_WIRE_DELIM - 1;
     memset(out, 0, sizeof *out);
     size_t d = 0;
-    while (d < f->n && !(kl_frames_size(f, d) == delim_len &&
-                         memcmp(kl_frames_data(f, d), KL_WIRE_DELIM, delim_len) == 0))
-        d++;
-    if (d == f->n) return KL_WIRE_ENODELIM;
-    out->n_idents = d;
-    if (f->n - d - 1 < 5) return KL_WIRE_ESHORT;
-    out->sig.data = kl_frames_data(f, d + 1);
-    out->sig.len = kl_frames_size(f, d + 1);
-    for (size_t i = 0; i < 4; i++) {
-        out->json[i].data = kl_frames_data(f, d + 2 + i);
-        out->json[i].len = kl_frames_size(f, d + 2 + i);
+    for (; d < n; d++) {
+        kl_slice f = at(msg, d);
+        if (f.len == delim_len && memcmp(f.data, KL_WIRE_DELIM, delim_len) == 0) break;
     }
+    if (d == n) return KL_WIRE_ENODELIM;
+    out->n_idents = d;
+    if (n - d - 1 < 5) return KL_WIRE_ESHORT;
+    out->sig = at(msg, d + 1);
+    for (size_t i = 0; i < 4; i++) out->json[i] = at(msg, d + 2 + i);
     out->first_buffer = d + 6;
-    out->n_buffers = f->n - out->first_buffer;
+    out->n_buffers = n - out->first_buffer;
     if (!kl_signer_verify(s, out->json, out->sig.data, out->sig.len)) return KL_WIRE_EBADSIG;
     return KL_WIRE_OK;
+}
+
+int kl_wire_split(const kl_frames *f, const kl_signer *s, kl_wire_parts *out) {
+    return split(f, f->n, frames_at, s, out);
+}
+
+int kl_wire_split_slices(const kl_slice *frames, size_t n, const kl_signer *s, kl_wire_parts *out) {
+    return split(frames, n, slices_at, s, out);
 }
 
 const char *kl_wire_strerror(int status) {

@@ -55,6 +55,9 @@ typedef enum {
 
 /* Splits frames and verifies the signature. Returns a kl_wire_status. */
 int kl_wire_split(const kl_frames *f, const kl_signer *s, kl_wire_parts *out);
+/* The same over frames a caller holds as slices (a client reading the wire without libzmq); out's
+ * slices point into them. */
+int kl_wire_split_slices(const kl_slice *frames, size_t n, const kl_signer *s, kl_wire_parts *out);
 const char *kl_wire_strerror(int status);
 
 #endif

@@ -344,6 +344,15 @@ def peer_conn(tmp_path: Path, peer: ScriptedPeer) -> Path:
     return write_info(tmp_path / "peer.json", connection_info(key=KEY.decode(), shell_port=peer.port))
 
 
+def run_against_peer(loadgen: Path, tmp_path: Path, peer: ScriptedPeer, *args: str,
+                     run=run_loadgen):
+    """Runs the generator (zmtp, one shell connection, no IOPub) against peer, then closes it."""
+    try:
+        return run(loadgen, peer_conn(tmp_path, peer), "--transport", "zmtp", "--no-iopub", *args)
+    finally:
+        peer.close()
+
+
 def test_zmtp_handles_split_and_long_frames_and_answers_ping(loadgen, tmp_path):
     def answer(peer: ScriptedPeer, request: list[bytes]) -> None:
         wire = encode(signed_reply(request, padding=600))  # a long (8-byte size) content frame
@@ -361,11 +370,7 @@ def test_zmtp_handles_split_and_long_frames_and_answers_ping(loadgen, tmp_path):
             peer.conn.sendall(wire)
 
     peer = ScriptedPeer(b"ROUTER", answer)
-    try:
-        r = run_json(loadgen, peer_conn(tmp_path, peer), "--transport", "zmtp", "--no-iopub",
-                     "-c", "1", "-d", "0.5", "-w", "0")
-    finally:
-        peer.close()
+    r = run_against_peer(loadgen, tmp_path, peer, "-c", "1", "-d", "0.5", "-w", "0", run=run_json)
     assert peer.error is None, repr(peer.error)
     assert r["round_trips"] > 0 and r["errors"] == 0 and r["unexpected"] == 0
     assert peer.client_ready["Socket-Type"] == b"DEALER"
@@ -374,12 +379,8 @@ def test_zmtp_handles_split_and_long_frames_and_answers_ping(loadgen, tmp_path):
 
 
 def test_zmtp_rejects_a_peer_of_the_wrong_type(loadgen, tmp_path):
-    peer = ScriptedPeer(b"PUB", lambda peer, request: None)
-    try:
-        out = run_loadgen(loadgen, peer_conn(tmp_path, peer), "--transport", "zmtp", "--no-iopub",
-                          "-d", "0.5")
-    finally:
-        peer.close()
+    out = run_against_peer(loadgen, tmp_path, ScriptedPeer(b"PUB", lambda peer, request: None),
+                           "-d", "0.5")
     assert out.returncode != 0
     assert "the peer is a PUB socket; a DEALER needs ROUTER" in out.stderr
 
@@ -388,12 +389,7 @@ def test_zmtp_refuses_an_oversized_frame(loadgen, tmp_path):
     def answer(peer: ScriptedPeer, request: list[bytes]) -> None:
         peer.conn.sendall(bytes([LONG]) + (1 << 40).to_bytes(8, "big") + b"x" * 100)
 
-    peer = ScriptedPeer(b"ROUTER", answer)
-    try:
-        out = run_loadgen(loadgen, peer_conn(tmp_path, peer), "--transport", "zmtp", "--no-iopub",
-                          "-d", "0.5")
-    finally:
-        peer.close()
+    out = run_against_peer(loadgen, tmp_path, ScriptedPeer(b"ROUTER", answer), "-d", "0.5")
     assert out.returncode != 0
     assert "frame of 1099511627776 bytes (limit 67108864)" in out.stderr
 
@@ -403,11 +399,6 @@ def test_zmtp_reports_a_peer_that_hangs_up(loadgen, tmp_path):
         peer.conn.close()
         raise EOFError
 
-    peer = ScriptedPeer(b"ROUTER", answer)
-    try:
-        out = run_loadgen(loadgen, peer_conn(tmp_path, peer), "--transport", "zmtp", "--no-iopub",
-                          "-d", "0.5")
-    finally:
-        peer.close()
+    out = run_against_peer(loadgen, tmp_path, ScriptedPeer(b"ROUTER", answer), "-d", "0.5")
     assert out.returncode != 0
     assert "the peer closed the connection" in out.stderr

@@ -214,6 +214,26 @@ Test(wire, split_with_buffers) {
     cr_assert_eq(kl_frames_size(&frames, 7), 3);
 }
 
+/* A client holding frames as slices (no libzmq) gets the same split and the same verdicts. */
+Test(wire, split_of_slices_agrees_with_split_of_frames) {
+    init_signer("hmac-sha256", KEY);
+    build(2, VECTORS[0].hex, 1);
+    kl_slice s[9];
+    for (size_t i = 0; i < frames.n; i++)
+        s[i] = (kl_slice){kl_frames_data(&frames, i), kl_frames_size(&frames, i)};
+    kl_wire_parts a, b;
+    cr_assert_eq(kl_wire_split(&frames, &signer, &a), KL_WIRE_OK);
+    cr_assert_eq(kl_wire_split_slices(s, frames.n, &signer, &b), KL_WIRE_OK);
+    cr_assert_eq(b.n_idents, a.n_idents);
+    cr_assert_eq(b.first_buffer, a.first_buffer);
+    cr_assert_eq(b.n_buffers, a.n_buffers);
+    for (int i = 0; i < 4; i++) cr_assert_eq(b.json[i].data, a.json[i].data);
+    cr_assert_eq(kl_wire_split_slices(s, 7, &signer, &b), KL_WIRE_ESHORT);
+    cr_assert_eq(kl_wire_split_slices(s, 2, &signer, &b), KL_WIRE_ENODELIM);
+    s[3] = (kl_slice){VECTORS[1].hex, 64};
+    cr_assert_eq(kl_wire_split_slices(s, frames.n, &signer, &b), KL_WIRE_EBADSIG);
+}
+
 Test(wire, identity_that_looks_like_json_is_still_an_identity) {
     init_signer("hmac-sha256", KEY);
     kl_frames_add(&frames, "{}", 2);
