@@ -18,6 +18,7 @@
 #include "kernel/options.h"
 #include "kernel/service.h"
 #include "kl_version.h"
+#include "runtime/freelist.h"
 #include "runtime/log.h"
 
 static const char *USAGE =
@@ -271,6 +272,9 @@ out:
 }
 
 int main(int argc, char **argv) {
+    /* Before any JSON exists: every request and reply is a jansson tree built and freed on the
+     * loop thread. */
+    json_set_alloc_funcs(kl_freelist_alloc, kl_freelist_free);
     kl_log_init_from_env();
     if (argc < 2) {
         fputs(USAGE, stderr);

@@ -17,11 +17,16 @@
 #include "kernel/sqlcomm.h"
 #include "kernel/tenant.h"
 #include "kl_version.h"
+#include "runtime/freelist.h"
 #include "runtime/log.h"
 
 /* A slow IOPub subscriber makes sends wait (XPUB_NODROP) instead of losing output; the mark only
- * bounds how much the kernel holds for it before that backpressure starts. */
-#define IOPUB_HWM  100000
+ * bounds how much the kernel holds for it before that backpressure starts. It is far above what
+ * any subscriber keeps waiting because libzmq tells the sender what a pipe's reader has taken only
+ * every (mark - 1024) messages: at each such point a subscriber more than 1,024 messages behind
+ * stalls every tenant's output until it catches up. A subscriber to everything (jupyter_client's
+ * default) reaches 100,000 messages in about a second under 1,000 busy clients. */
+#define IOPUB_HWM  1000000
 #define ROUTER_HWM 100000
 /* Pending replies (shutdown_reply above all) get this long to leave when the sockets close. */
 #define CLOSE_LINGER_MS 2000
@@ -284,7 +289,7 @@ static kl_msg *read_msg(kl_kernel *k, kl_zsock *sock, const char *channel) {
             kl_frames_clear(&f);
             return NULL;
         }
-        kl_msg *m = malloc(sizeof *m);
+        kl_msg *m = kl_freelist_alloc(sizeof *m);
         if (!m) {
             kl_frames_clear(&f);
             continue;

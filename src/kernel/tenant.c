@@ -8,6 +8,7 @@
 #include "kernel/dispatch.h"
 #include "kernel/execute.h"
 #include "kernel/sql.h"
+#include "runtime/freelist.h"
 #include "runtime/log.h"
 
 /* Deep enough that a burst of requests from a fast client is queued without parking the shell
@@ -20,7 +21,7 @@
 void kl_msg_free(kl_msg *m) {
     if (!m) return;
     kl_msg_clear(m);
-    free(m);
+    kl_freelist_free(m); /* from kl_freelist_alloc or malloc: both are malloc chunks */
 }
 
 /* The history session is owned by the username of the tenant's first request. */
@@ -49,10 +50,10 @@ static struct kl_queued *queue_at(kl_tenant *t, size_t i) {
 static int queue_push(kl_tenant *t, kl_msg *m) {
     if (t->qlen == t->qcap) {
         size_t cap = t->qcap ? t->qcap * 2 : QUEUE_MIN;
-        struct kl_queued *q = malloc(cap * sizeof *q);
+        struct kl_queued *q = kl_freelist_alloc(cap * sizeof *q);
         if (!q) return -ENOMEM;
         for (size_t i = 0; i < t->qlen; i++) q[i] = *queue_at(t, i);
-        free(t->queue);
+        kl_freelist_free(t->queue);
         t->queue = q;
         t->qcap = cap;
         t->qhead = 0;
@@ -80,7 +81,7 @@ static kl_msg *next_request(kl_tenant *t, bool *abort) {
     struct kl_queued q = *queue_at(t, 0);
     t->qhead = (t->qhead + 1) % t->qcap;
     if (--t->qlen == 0) {
-        free(t->queue);
+        kl_freelist_free(t->queue);
         t->queue = NULL;
         t->qcap = t->qhead = 0;
     }
@@ -114,7 +115,7 @@ static void tenant_free(kl_tenant *t) {
     }
     kl_catalog_tenant_free(t);
     kl_sql_tenant_free(t);
-    free(t->queue);
+    kl_freelist_free(t->queue);
     free(t->session);
     free(t->subshell_id);
     free(t->key);

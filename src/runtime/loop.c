@@ -29,6 +29,7 @@ struct kl_task {
     bool parked;                  /* suspended in kl_loop_park */
     bool wake_pending;            /* woken while not parked: the next park returns at once */
     bool yielding;                /* queued by kl_loop_yield rather than by a wake */
+    unsigned yield_pass;          /* the pass of the run queue it yielded in */
     bool timer_init;
     bool timer_fired;
     uv_timer_t timer; /* kl_loop_sleep; closed (asynchronously) when the task dies */
@@ -45,6 +46,7 @@ struct kl_loop {
     uv_idle_t idle;
     uv_async_t async;
     kl_task *run_head, *run_tail;
+    unsigned pass; /* passes of the run queue so far */
     kl_task *all;
     size_t ncoros;
     pthread_mutex_t post_mu;
@@ -132,19 +134,42 @@ static void kl_loop_task_free(kl_task *t) {
     }
 }
 
+/* Resumes per pass of the run queue: enough for a reader and the coroutines it feeds to hand
+ * work along within one turn, few enough that socket events are looked at every few ms. */
+#define KL_LOOP_PASS_BUDGET 512
+
 static void kl_loop_on_idle(uv_idle_t *h) {
     kl_loop *loop = h->data;
-    /* Run only the tasks queued now: a coroutine that keeps waking itself must not starve I/O. */
-    kl_task *t = loop->run_head;
-    loop->run_head = loop->run_tail = NULL;
-    while (t) {
-        kl_task *next = t->next_run;
+    /* A coroutine woken during the pass runs in it: going round the loop once per hand-over (a
+     * request read, then the tenant that runs it) cost a poll of every socket each time. One
+     * that yielded during the pass waits for the next, after I/O, as kl_loop_yield promises. */
+    kl_task *later_head = NULL, *later_tail = NULL;
+    unsigned pass = loop->pass++;
+    for (unsigned budget = KL_LOOP_PASS_BUDGET; loop->run_head && budget > 0;) {
+        kl_task *t = loop->run_head;
+        loop->run_head = t->next_run;
+        if (!loop->run_head) loop->run_tail = NULL;
         t->next_run = NULL;
+        if (t->yielding && t->yield_pass == pass) {
+            if (later_tail)
+                later_tail->next_run = t;
+            else
+                later_head = t;
+            later_tail = t;
+            continue;
+        }
+        budget--;
         t->queued = false;
         t->yielding = false;
         kl_coro_resume(t->co);
         if (kl_coro_finished(t->co)) kl_loop_task_free(t);
-        t = next;
+    }
+    if (later_head) {
+        if (loop->run_tail)
+            loop->run_tail->next_run = later_head;
+        else
+            loop->run_head = later_head;
+        loop->run_tail = later_tail;
     }
     if (!loop->run_head) uv_idle_stop(h);
 }
@@ -205,6 +230,7 @@ void kl_loop_yield(kl_loop *loop) {
     kl_task *t = kl_coro_user(co);
     assert(t && t->loop == loop && !t->queued);
     t->yielding = true;
+    t->yield_pass = loop->pass - 1; /* kl_loop_on_idle has already counted the pass it runs */
     kl_loop_enqueue(loop, t);
     kl_coro_yield();
 }

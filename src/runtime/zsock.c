@@ -15,6 +15,8 @@
  * short backoff timer: no busy loop, and no stall if the event that frees the pipe is missed.
  */
 #include "runtime/zsock.h"
+
+#include "runtime/freelist.h"
 #include "runtime/waitq.h"
 
 #include <assert.h>
@@ -35,21 +37,23 @@ void kl_frames_init(kl_frames *f) {
 
 void kl_frames_clear(kl_frames *f) {
     for (size_t i = 0; i < f->n; i++) zmq_msg_close(&f->v[i]);
-    free(f->v);
+    kl_freelist_free(f->v);
     kl_frames_init(f);
 }
 
 /* zmq_msg_t must not be copied bytewise, so growing moves every frame with zmq_msg_move. */
 int kl_frames_reserve(kl_frames *f, size_t cap) {
     if (cap <= f->cap) return 0;
-    zmq_msg_t *v = malloc(cap * sizeof(*v));
+    /* Every message sent or received has one of these arrays: the free lists keep them off the
+     * allocator's arena that the ZeroMQ I/O thread contends for. */
+    zmq_msg_t *v = kl_freelist_alloc(cap * sizeof(*v));
     if (!v) return -ENOMEM;
     for (size_t i = 0; i < f->n; i++) {
         zmq_msg_init(&v[i]);
         zmq_msg_move(&v[i], &f->v[i]);
         zmq_msg_close(&f->v[i]);
     }
-    free(f->v);
+    kl_freelist_free(f->v);
     f->v = v;
     f->cap = cap;
     return 0;

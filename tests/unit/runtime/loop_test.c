@@ -333,3 +333,91 @@ Test(loop, run_without_work_returns_at_once) {
     cr_assert_eq(kl_loop_run(loop), 0);
     cr_assert_not_null(kl_loop_uv(loop));
 }
+
+/* ---- passes of the run queue ---- */
+
+/* Counts loop turns: a check handle runs once per turn, after the poll. */
+static unsigned turns;
+static void count_turn(uv_check_t *h) {
+    (void)h;
+    turns++;
+}
+
+/* Static: the handle finishes closing in the teardown, after the test has returned. */
+static uv_check_t check;
+
+static void start_turn_counter(void) {
+    turns = 0;
+    uv_check_init(kl_loop_uv(loop), &check);
+    uv_check_start(&check, count_turn);
+    uv_unref((uv_handle_t *)&check);
+}
+
+typedef struct {
+    kl_coro *parked;
+    unsigned woken_at, resumed_at;
+    unsigned yielded_at, back_at;
+    int rounds;
+} pass_state;
+
+static void pass_parker_fn(void *arg) {
+    pass_state *s = arg;
+    kl_loop_park(loop);
+    s->resumed_at = turns;
+}
+
+static void pass_waker_fn(void *arg) {
+    pass_state *s = arg;
+    s->woken_at = turns;
+    kl_loop_wake(loop, s->parked);
+}
+
+Test(loop, a_coroutine_woken_during_a_pass_runs_in_that_pass) {
+    start_turn_counter();
+    pass_state s = {0};
+    s.parked = kl_loop_spawn(loop, pass_parker_fn, &s, 0);
+    kl_loop_spawn(loop, pass_waker_fn, &s, 0);
+    kl_loop_run(loop);
+    cr_assert_eq(s.resumed_at, s.woken_at, "handed over without another turn of the loop");
+    uv_close((uv_handle_t *)&check, NULL);
+}
+
+static void yield_turn_fn(void *arg) {
+    pass_state *s = arg;
+    s->yielded_at = turns;
+    kl_loop_yield(loop);
+    s->back_at = turns;
+}
+
+Test(loop, a_yield_waits_for_the_next_turn) {
+    start_turn_counter();
+    pass_state s = {0};
+    kl_loop_spawn(loop, yield_turn_fn, &s, 0);
+    kl_loop_run(loop);
+    cr_assert_gt(s.back_at, s.yielded_at, "I/O got its turn before the yielder went on");
+    uv_close((uv_handle_t *)&check, NULL);
+}
+
+/* Two coroutines waking each other forever would hold one pass for good without its budget. */
+static kl_coro *ping, *pong;
+static void ping_pong_fn(void *arg) {
+    pass_state *s = arg;
+    while (s->rounds < 5000) {
+        s->rounds++;
+        kl_loop_wake(loop, kl_coro_current() == ping ? pong : ping);
+        kl_loop_park(loop);
+    }
+    kl_loop_wake(loop, kl_coro_current() == ping ? pong : ping);
+}
+
+Test(loop, a_pass_ends_after_its_budget_so_io_gets_turns) {
+    start_turn_counter();
+    pass_state s = {0};
+    ping = kl_loop_spawn(loop, ping_pong_fn, &s, 0);
+    pong = kl_loop_spawn(loop, ping_pong_fn, &s, 0);
+    kl_loop_run(loop);
+    cr_assert_geq(s.rounds, 5000);
+    cr_assert_geq(turns, 5, "5,000 hand-overs took several turns, not one");
+    cr_assert_eq(kl_loop_coro_count(loop), 0);
+    uv_close((uv_handle_t *)&check, NULL);
+}
