@@ -14,6 +14,12 @@
 #define KL_FREELIST_OFF 1
 #endif
 #endif
+/* A constant rather than #if around the code, so both builds compile all of it. */
+#ifdef KL_FREELIST_OFF
+#define CACHING false
+#else
+#define CACHING true
+#endif
 
 /* Class c holds blocks whose usable size is at least (c + 1) * STEP. Sizes come from the chunk
  * itself (malloc_usable_size), so any malloc'd pointer can be cached and any cached block is a
@@ -49,8 +55,7 @@ static void make_key(void) {
 }
 
 void *kl_freelist_alloc(size_t n) {
-#ifndef KL_FREELIST_OFF
-    if (n <= NCLASS * STEP) {
+    if (CACHING && n <= NCLASS * STEP) {
         size_t c = n == 0 ? 0 : (n + STEP - 1) / STEP - 1;
         block *b = tls.head[c];
         if (b) {
@@ -60,14 +65,12 @@ void *kl_freelist_alloc(size_t n) {
         }
         return malloc((c + 1) * STEP);
     }
-#endif
     return malloc(n);
 }
 
 void kl_freelist_free(void *p) {
-#ifndef KL_FREELIST_OFF
     if (!p) return;
-    size_t u = malloc_usable_size(p);
+    size_t u = CACHING ? malloc_usable_size(p) : 0;
     if (u >= STEP) {
         size_t c = u / STEP - 1;
         if (c < NCLASS && tls.count[c] < CLASS_BYTES / ((c + 1) * STEP)) {
@@ -87,7 +90,6 @@ void kl_freelist_free(void *p) {
             return;
         }
     }
-#endif
     free(p);
 }
 
@@ -109,9 +111,5 @@ size_t kl_freelist_cached(void) {
 }
 
 bool kl_freelist_caching(void) {
-#ifdef KL_FREELIST_OFF
-    return false;
-#else
-    return true;
-#endif
+    return CACHING;
 }
