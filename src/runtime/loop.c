@@ -29,7 +29,6 @@ struct kl_task {
     bool parked;                  /* suspended in kl_loop_park */
     bool wake_pending;            /* woken while not parked: the next park returns at once */
     bool yielding;                /* queued by kl_loop_yield rather than by a wake */
-    unsigned yield_pass;          /* the pass of the run queue it yielded in */
     bool timer_init;
     bool timer_fired;
     uv_timer_t timer; /* kl_loop_sleep; closed (asynchronously) when the task dies */
@@ -46,7 +45,7 @@ struct kl_loop {
     uv_idle_t idle;
     uv_async_t async;
     kl_task *run_head, *run_tail;
-    unsigned pass; /* passes of the run queue so far */
+    kl_task *yield_head, *yield_tail; /* yielded during the current pass: run from the next */
     kl_task *all;
     size_t ncoros;
     pthread_mutex_t post_mu;
@@ -99,16 +98,21 @@ size_t kl_loop_coro_count(const kl_loop *loop) {
     return loop->ncoros;
 }
 
-static void kl_loop_enqueue(kl_loop *loop, kl_task *t) {
+/* Appends t to the list head..tail and makes sure the run queue gets its pass. */
+static void kl_loop_append(kl_loop *loop, kl_task **head, kl_task **tail, kl_task *t) {
     assert(!t->queued);
     t->queued = true;
     t->next_run = NULL;
-    if (loop->run_tail)
-        loop->run_tail->next_run = t;
+    if (*tail)
+        (*tail)->next_run = t;
     else
-        loop->run_head = t;
-    loop->run_tail = t;
+        *head = t;
+    *tail = t;
     uv_idle_start(&loop->idle, kl_loop_on_idle);
+}
+
+static void kl_loop_enqueue(kl_loop *loop, kl_task *t) {
+    kl_loop_append(loop, &loop->run_head, &loop->run_tail, t);
 }
 
 static void kl_loop_on_task_closed(uv_handle_t *h) {
@@ -142,34 +146,25 @@ static void kl_loop_on_idle(uv_idle_t *h) {
     kl_loop *loop = h->data;
     /* A coroutine woken during the pass runs in it: going round the loop once per hand-over (a
      * request read, then the tenant that runs it) cost a poll of every socket each time. One
-     * that yielded during the pass waits for the next, after I/O, as kl_loop_yield promises. */
-    kl_task *later_head = NULL, *later_tail = NULL;
-    unsigned pass = loop->pass++;
-    for (unsigned budget = KL_LOOP_PASS_BUDGET; loop->run_head && budget > 0;) {
+     * that yields during the pass waits in the yield list for the next, after I/O, as
+     * kl_loop_yield promises. */
+    for (unsigned budget = KL_LOOP_PASS_BUDGET; loop->run_head && budget > 0; budget--) {
         kl_task *t = loop->run_head;
         loop->run_head = t->next_run;
         if (!loop->run_head) loop->run_tail = NULL;
         t->next_run = NULL;
-        if (t->yielding && t->yield_pass == pass) {
-            if (later_tail)
-                later_tail->next_run = t;
-            else
-                later_head = t;
-            later_tail = t;
-            continue;
-        }
-        budget--;
         t->queued = false;
         t->yielding = false;
         kl_coro_resume(t->co);
         if (kl_coro_finished(t->co)) kl_loop_task_free(t);
     }
-    if (later_head) {
+    if (loop->yield_head) {
         if (loop->run_tail)
-            loop->run_tail->next_run = later_head;
+            loop->run_tail->next_run = loop->yield_head;
         else
-            loop->run_head = later_head;
-        loop->run_tail = later_tail;
+            loop->run_head = loop->yield_head;
+        loop->run_tail = loop->yield_tail;
+        loop->yield_head = loop->yield_tail = NULL;
     }
     if (!loop->run_head) uv_idle_stop(h);
 }
@@ -230,8 +225,7 @@ void kl_loop_yield(kl_loop *loop) {
     kl_task *t = kl_coro_user(co);
     assert(t && t->loop == loop && !t->queued);
     t->yielding = true;
-    t->yield_pass = loop->pass - 1; /* kl_loop_on_idle has already counted the pass it runs */
-    kl_loop_enqueue(loop, t);
+    kl_loop_append(loop, &loop->yield_head, &loop->yield_tail, t);
     kl_coro_yield();
 }
 
@@ -302,7 +296,7 @@ void kl_loop_free(kl_loop *loop) {
         KL_WARN("loop", "freeing a coroutine that never finished");
         kl_loop_task_free(loop->all);
     }
-    loop->run_head = loop->run_tail = NULL;
+    loop->run_head = loop->run_tail = loop->yield_head = loop->yield_tail = NULL;
     uv_close((uv_handle_t *)&loop->idle, NULL);
     uv_close((uv_handle_t *)&loop->async, NULL);
     /* Close callbacks of ours and of handles our users closed last run here. */
