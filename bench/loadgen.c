@@ -19,9 +19,13 @@
  * the figures describe. Latencies are those of requests sent inside the measured window, so none
  * of the warm-up's queueing leaks into the percentiles.
  *
- * A SUB socket drains IOPub by default: real frontends always listen there, and a kernel whose
- * IOPub has no reader either drops its status messages for free (PUB) or stalls on a full pipe
- * (XPUB with NODROP); both would make the comparison unfair.
+ * IOPub is read by default, and a request counts as done only when its idle status has arrived
+ * as well as its reply: real frontends wait for both, a kernel whose IOPub has no reader either
+ * drops its messages for free (PUB) or stalls on a full pipe (XPUB with NODROP), and a kernel
+ * whose IOPub falls behind its replies would otherwise look faster the further behind it fell
+ * (its backlog growing without bound in a closed loop). One SUB subscribed to everything serves
+ * every kernel; with --iopub own each client has its own, subscribed to its session's topics, as
+ * a tenant-aware client of Kindling does.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +53,13 @@
 typedef enum { LG_KERNEL_INFO, LG_EXECUTE } lg_mode;
 typedef enum { LG_AUTO, LG_ZMTP, LG_LIBZMQ } lg_transport;
 
+/* How the generator listens on IOPub. */
+typedef enum {
+    LG_IOPUB_SHARED, /* one SUB for every client, subscribed to everything */
+    LG_IOPUB_OWN,    /* a SUB per client, subscribed to its session's topics ("session.<id>.") */
+    LG_IOPUB_NONE,   /* not at all: a request is done at its reply */
+} lg_iopub;
+
 typedef struct lg_options {
     const char *connection_file;
     lg_mode mode;
@@ -58,7 +69,7 @@ typedef struct lg_options {
     double stall_s; /* give up when no reply at all arrives for this long */
     const char *code;
     bool json;
-    int iopub;   /* -1 default (on), 0 off, 1 on */
+    lg_iopub iopub;
     double rate; /* requests per second per client (open loop); 0: back to back */
     lg_transport transport;
 } lg_options;
@@ -75,10 +86,13 @@ typedef struct lg_stats {
     unsigned long long errors;      /* replies whose content.status was not "ok" */
     unsigned long long unexpected;  /* undecodable or unrelated messages on shell */
     unsigned long long iopub_msgs;  /* whole messages drained from IOPub (whole run) */
+    unsigned long long idle_last;   /* measured requests whose idle status came after the reply */
     int in_flight;                  /* clients with a request in flight */
     int answered;                   /* clients that have had a reply */
     double connect_s;               /* from the first send until every client had a reply */
     lg_samples latency;             /* of requests sent inside the measured window */
+    lg_samples iopub_lag;           /* of those: how long the idle status trailed the reply (0:
+                                       it came first) */
 } lg_stats;
 
 static double lg_now(void) {
@@ -114,33 +128,41 @@ static double lg_percentile(const lg_samples *sorted, unsigned p) {
 }
 
 static void lg_usage(FILE *out) {
-    fputs("usage: kl_loadgen --connection-file FILE [--mode kernel_info|execute] [--clients N]\n"
-          "                  [--duration S] [--warmup S] [--rate R] [--code TEXT] [--no-iopub]\n"
-          "                  [--transport zmtp|libzmq] [--json]\n"
-          "\n"
-          "Keeps one shell request in flight per simulated client and reports round trips per\n"
-          "second and the p50/p99 latency of the requests answered during --duration seconds\n"
-          "(after --warmup seconds that are not counted). The clock starts once every client has\n"
-          "had a reply. Back to back by default (a closed loop: the kernel's capacity, and a\n"
-          "latency that is N / throughput); with --rate each client sends R requests per second\n"
-          "on a fixed schedule (an open loop: the latency at that load), still one at a time, and\n"
-          "a request is timed from its slot even when the previous reply made it late.\n"
-          "\n"
-          "  -f, --connection-file FILE  the kernel's connection file\n"
-          "  -m, --mode MODE             kernel_info (default) or execute\n"
-          "  -c, --clients N             concurrent clients, each its own socket and session "
-          "(1)\n"
-          "  -d, --duration S            measured seconds (5)\n"
-          "  -w, --warmup S              unmeasured seconds first (1)\n"
-          "  -e, --code TEXT             code for execute mode (\"%echo hi\")\n"
-          "      --rate R                requests per second per client (default: back to back)\n"
-          "      --no-iopub              do not subscribe to and drain IOPub\n"
-          "      --stall-timeout S       fail when no reply arrives for S seconds (10)\n"
-          "      --transport T           zmtp: ZMTP 3.0 on TCP from this thread (default for tcp\n"
-          "                              connection files without curve keys); libzmq: ZeroMQ\n"
-          "                              sockets (the default otherwise; ipc and CurveZMQ)\n"
-          "  -j, --json                  print one JSON object instead of text\n",
-          out);
+    fputs(
+        "usage: kl_loadgen --connection-file FILE [--mode kernel_info|execute] [--clients N]\n"
+        "                  [--duration S] [--warmup S] [--rate R] [--code TEXT]\n"
+        "                  [--iopub shared|own|none] [--transport zmtp|libzmq] [--json]\n"
+        "\n"
+        "Keeps one shell request in flight per simulated client and reports round trips per\n"
+        "second and the p50/p99 latency of the requests completed during --duration seconds\n"
+        "(after --warmup seconds that are not counted). A request is complete when its reply\n"
+        "and its status idle on IOPub have both arrived, as for any Jupyter client: output\n"
+        "that lags behind the reply is latency too. The clock starts once every client has\n"
+        "had a reply. Back to back by default (a closed loop: the kernel's capacity, and a\n"
+        "latency that is N / throughput); with --rate each client sends R requests per second\n"
+        "on a fixed schedule (an open loop: the latency at that load), still one at a time, and\n"
+        "a request is timed from its slot even when the previous reply made it late.\n"
+        "\n"
+        "  -f, --connection-file FILE  the kernel's connection file\n"
+        "  -m, --mode MODE             kernel_info (default) or execute\n"
+        "  -c, --clients N             concurrent clients, each its own socket and session "
+        "(1)\n"
+        "  -d, --duration S            measured seconds (5)\n"
+        "  -w, --warmup S              unmeasured seconds first (1)\n"
+        "  -e, --code TEXT             code for execute mode (\"%echo hi\")\n"
+        "      --rate R                requests per second per client (default: back to back)\n"
+        "      --iopub MODE            shared (default): one SUB for all clients, subscribed\n"
+        "                              to everything, as a client of a kernel without\n"
+        "                              per-session topics; own: a SUB per client subscribed to\n"
+        "                              its session's topics (\"session.<session>.\", Kindling's);\n"
+        "                              none: IOPub not read, a request is complete at its reply\n"
+        "      --no-iopub              the same as --iopub none\n"
+        "      --stall-timeout S       fail when no reply arrives for S seconds (10)\n"
+        "      --transport T           zmtp: ZMTP 3.0 on TCP from this thread (default for tcp\n"
+        "                              connection files without curve keys); libzmq: ZeroMQ\n"
+        "                              sockets (the default otherwise; ipc and CurveZMQ)\n"
+        "  -j, --json                  print one JSON object instead of text\n",
+        out);
 }
 
 static int lg_parse_double(const char *name, const char *s, double min, double *out) {
@@ -157,7 +179,7 @@ static int lg_parse_double(const char *name, const char *s, double min, double *
 
 /* 0 to run, 1 to exit successfully (help), -1 on a usage error. */
 static int lg_parse_args(int argc, char **argv, lg_options *o) {
-    enum { OPT_NO_IOPUB = 256, OPT_STALL, OPT_RATE, OPT_TRANSPORT };
+    enum { OPT_NO_IOPUB = 256, OPT_IOPUB, OPT_STALL, OPT_RATE, OPT_TRANSPORT };
     static const struct option longopts[] = {
         {"connection-file", required_argument, NULL, 'f'},
         {"mode", required_argument, NULL, 'm'},
@@ -167,6 +189,7 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
         {"code", required_argument, NULL, 'e'},
         {"json", no_argument, NULL, 'j'},
         {"no-iopub", no_argument, NULL, OPT_NO_IOPUB},
+        {"iopub", required_argument, NULL, OPT_IOPUB},
         {"stall-timeout", required_argument, NULL, OPT_STALL},
         {"rate", required_argument, NULL, OPT_RATE},
         {"transport", required_argument, NULL, OPT_TRANSPORT},
@@ -179,7 +202,7 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
                       .warmup_s = 1,
                       .stall_s = 10,
                       .code = "%echo hi",
-                      .iopub = -1};
+                      .iopub = LG_IOPUB_SHARED};
     int c;
     double n;
     while ((c = getopt_long(argc, argv, "f:m:c:d:w:e:jh", longopts, NULL)) != -1) {
@@ -231,7 +254,19 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
             }
             break;
         case OPT_NO_IOPUB:
-            o->iopub = 0;
+            o->iopub = LG_IOPUB_NONE;
+            break;
+        case OPT_IOPUB:
+            if (strcmp(optarg, "shared") == 0) {
+                o->iopub = LG_IOPUB_SHARED;
+            } else if (strcmp(optarg, "own") == 0) {
+                o->iopub = LG_IOPUB_OWN;
+            } else if (strcmp(optarg, "none") == 0) {
+                o->iopub = LG_IOPUB_NONE;
+            } else {
+                fprintf(stderr, "kl_loadgen: --iopub takes shared, own or none\n");
+                return -1;
+            }
             break;
         case OPT_STALL:
             if (lg_parse_double("--stall-timeout", optarg, 0.001, &o->stall_s) < 0) return -1;
@@ -329,7 +364,8 @@ static int lg_conn_watch(lg_net *net, lg_conn *c) {
     return 0;
 }
 
-static int lg_conn_open_libzmq(lg_net *net, lg_conn *c, const void *rid, size_t rid_len, int *fd) {
+/* id: the routing id of a DEALER, the subscription (topic prefix) of a SUB. */
+static int lg_conn_open_libzmq(lg_net *net, lg_conn *c, const void *id, size_t id_len, int *fd) {
     const kl_connection_info *info = net->info;
     char endpoint[300];
     if (kl_connection_endpoint(info, c->ch, endpoint, sizeof endpoint) < 0)
@@ -345,36 +381,43 @@ static int lg_conn_open_libzmq(lg_net *net, lg_conn *c, const void *rid, size_t 
          zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, net->curve_secret, 40) < 0))
         return lg_conn_fail(c, "CurveZMQ keys refused (curve_publickey must be 40 Z85 chars)");
     /* Set before connect, so the kernel sees a stable, unique peer. */
-    if (rid) zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, rid_len);
-    if (c->ch == KL_CH_IOPUB) zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+    if (c->ch == KL_CH_IOPUB)
+        zmq_setsockopt(s, ZMQ_SUBSCRIBE, id_len ? id : "", id_len);
+    else if (id_len)
+        zmq_setsockopt(s, ZMQ_ROUTING_ID, id, id_len);
     if (zmq_connect(s, endpoint) < 0) return lg_conn_fail(c, zmq_strerror(errno));
     size_t fdlen = sizeof *fd;
     if (zmq_getsockopt(s, ZMQ_FD, fd, &fdlen) < 0) return lg_conn_fail(c, zmq_strerror(errno));
     return 0;
 }
 
-static int lg_conn_open_zmtp(lg_net *net, lg_conn *c, const void *rid, size_t rid_len, int *fd) {
+static int lg_conn_open_zmtp(lg_net *net, lg_conn *c, const void *id, size_t id_len, int *fd) {
     char err[300];
     *fd = kl_zmtp_connect_tcp(net->info->ip, net->info->ports[c->ch], err, sizeof err);
     if (*fd < 0) return lg_conn_fail(c, err);
     bool sub = c->ch == KL_CH_IOPUB;
-    /* ZMTP 3.0 subscribes with a message: 0x01 and the topic, here empty (everything). */
-    kl_slice subscribe = {"\x01", 1};
-    if (kl_zmtp_init(&c->zmtp, *fd, sub ? KL_ZMTP_SUB : KL_ZMTP_DEALER, rid, rid_len) < 0 ||
+    /* ZMTP 3.0 subscribes with a message: 0x01 and the topic prefix (empty: everything). */
+    char subscription[128] = "\x01";
+    if (sub && id_len >= sizeof subscription) return lg_conn_fail(c, "subscription too long");
+    if (sub) memcpy(subscription + 1, id, id_len);
+    kl_slice subscribe = {subscription, 1 + (sub ? id_len : 0)};
+    if (kl_zmtp_init(&c->zmtp, *fd, sub ? KL_ZMTP_SUB : KL_ZMTP_DEALER, sub ? NULL : id,
+                     sub ? 0 : id_len) < 0 ||
         (sub && kl_zmtp_send(&c->zmtp, &subscribe, 1) < 0) || kl_zmtp_flush(&c->zmtp) < 0)
         return lg_conn_fail(c, kl_zmtp_error(&c->zmtp));
     c->watch_out = kl_zmtp_wants_write(&c->zmtp);
     return 0;
 }
 
-/* Connects c (a DEALER on shell with routing id rid, or a SUB on IOPub subscribed to everything)
- * and watches it on net->ep with tag. Prints why on failure. */
+/* Connects c (a DEALER on shell with routing id id, or a SUB on IOPub subscribed to the topics
+ * that begin with id, NULL or "" for all) and watches it on net->ep with tag. Prints why on
+ * failure. */
 static int lg_conn_open(lg_net *net, lg_conn *c, kl_channel ch, int index, uint32_t tag,
-                        const char *rid) {
+                        const char *id) {
     *c = (lg_conn){.info = net->info, .ch = ch, .index = index, .tag = tag, .zmtp.fd = -1};
-    size_t rid_len = rid ? strlen(rid) : 0;
+    size_t id_len = id ? strlen(id) : 0;
     int fd;
-    if ((net->zmtp ? lg_conn_open_zmtp : lg_conn_open_libzmq)(net, c, rid, rid_len, &fd) < 0)
+    if ((net->zmtp ? lg_conn_open_zmtp : lg_conn_open_libzmq)(net, c, id, id_len, &fd) < 0)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN | (c->watch_out ? EPOLLOUT : 0), .data.u32 = tag};
     if (epoll_ctl(net->ep, EPOLL_CTL_ADD, fd, &ev) < 0) return lg_conn_fail(c, strerror(errno));
@@ -472,8 +515,20 @@ typedef struct lg_run lg_run;
 typedef struct lg_client {
     lg_run *run;
     lg_conn conn;
+    lg_conn iopub; /* --iopub own */
     char session[KL_UUID_STRLEN];
-    char inflight_id[KL_UUID_STRLEN]; /* "" when nothing is in flight */
+    /* "<uuid>_<index>": a message on a shared IOPub socket names its client in its parent's
+     * msg_id. "" when nothing is in flight. */
+    char inflight_id[KL_UUID_STRLEN + 12];
+    bool replied, idled; /* of the request in flight */
+    bool reply_ok;
+    /* Whether the request in flight waits for its idle status: only once its IOPub socket has
+     * had a message, which proves the subscription in place before the request was sent (a
+     * subscription takes effect some time after the connection, and the kernel publishes
+     * nothing for a subscriber it does not know yet). */
+    bool await_idle;
+    bool iopub_live; /* --iopub own: its socket has had a message */
+    double replied_at, idled_at;
     double sent_at;
     /* When the request in flight was due: its send time back to back; its slot in the schedule
      * with --rate, so a request sent late because the previous reply was late is timed from when
@@ -506,7 +561,8 @@ struct lg_run {
     const kl_signer *signer;
     const char *reply_type;
     lg_client *cl;
-    lg_conn sub; /* IOPub; unused with --no-iopub */
+    lg_conn sub;   /* IOPub, --iopub shared */
+    bool sub_live; /* sub has had a message */
     lg_window win;
     lg_schedule sched;
     lg_stats st;
@@ -544,7 +600,13 @@ static int lg_send_request(lg_client *cl, double intended) {
     lg_run *run = cl->run;
     const lg_request_template *t = &run->tmpl;
     char header[512], date[32], sig[KL_SIG_HEX_MAX];
-    if (kl_uuid_v4(cl->inflight_id) < 0) return -1;
+    char uuid[KL_UUID_STRLEN];
+    if (kl_uuid_v4(uuid) < 0) return -1;
+    snprintf(cl->inflight_id, sizeof cl->inflight_id, "%s_%d", uuid, cl->index);
+    cl->replied = cl->idled = false;
+    cl->await_idle = run->o->iopub == LG_IOPUB_SHARED ? run->sub_live
+                     : run->o->iopub == LG_IOPUB_OWN  ? cl->iopub_live
+                                                      : false;
     kl_iso8601_now(date);
     int hlen = snprintf(header, sizeof header,
                         "{\"msg_id\":\"%s\",\"msg_type\":\"%s\",\"username\":\"" LG_USERNAME
@@ -597,31 +659,15 @@ static int lg_match_reply(const lg_client *cl, const kl_wire_parts *w, const cha
     return 1;
 }
 
-/* A message on cl's shell socket: counts the reply, and sends the next request while the window
- * is open. -1 on a fatal error. */
-static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
-    lg_client *cl = arg;
+/* The request in flight on cl is complete (its reply and, unless IOPub is not read, its idle
+ * status have arrived): counts it, and sends the next request while the window is open. -1 on a
+ * fatal error. */
+static int lg_complete(lg_client *cl, double now) {
     lg_run *run = cl->run;
     lg_stats *st = &run->st;
     const lg_options *o = run->o;
-    double now = lg_now();
-    kl_wire_parts w;
-    int d = kl_wire_split_slices(parts, n, run->signer, &w);
-    if (d != KL_WIRE_OK) {
-        /* Checking a reply is part of what any client must do, so a failure is a finding. */
-        fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));
-        st->unexpected++;
-        return 0;
-    }
-    bool ok = false;
-    if (!(cl->inflight_id[0] && lg_match_reply(cl, &w, run->reply_type, &ok))) {
-        st->unexpected++;
-        return 0;
-    }
-    run->last_reply_at = now;
     cl->inflight_id[0] = '\0';
     st->in_flight--;
-    st->all_replies++;
     if (!cl->answered) {
         cl->answered = true;
         st->answered++;
@@ -630,9 +676,16 @@ static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
     if (now >= win->from && now < win->until) {
         st->round_trips++;
         cl->measured++;
-        if (!ok) st->errors++;
-        if (cl->intended >= win->from && lg_samples_push(&st->latency, now - cl->intended) < 0)
-            return -1;
+        if (!cl->reply_ok) st->errors++;
+        if (cl->intended >= win->from) {
+            if (lg_samples_push(&st->latency, now - cl->intended) < 0) return -1;
+            double lag = 0;
+            if (cl->await_idle && cl->idled_at > cl->replied_at) {
+                lag = cl->idled_at - cl->replied_at;
+                st->idle_last++;
+            }
+            if (cl->await_idle && lg_samples_push(&st->iopub_lag, lag) < 0) return -1;
+        }
     }
     if (now >= win->until) return 0;
     if (o->rate > 0) {
@@ -650,12 +703,98 @@ static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
     return lg_send_request(cl, 0);
 }
 
-/* IOPub is drained, only counted. */
-static int lg_on_iopub(void *arg, const kl_slice *parts, size_t n) {
-    (void)parts;
-    (void)n;
-    ((lg_run *)arg)->st.iopub_msgs++;
-    return 0;
+/* A message on cl's shell socket: the reply to its request in flight, which completes it when
+ * the idle status is already in (or IOPub is not read). -1 on a fatal error. */
+static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
+    lg_client *cl = arg;
+    lg_run *run = cl->run;
+    lg_stats *st = &run->st;
+    double now = lg_now();
+    kl_wire_parts w;
+    int d = kl_wire_split_slices(parts, n, run->signer, &w);
+    if (d != KL_WIRE_OK) {
+        /* Checking a reply is part of what any client must do, so a failure is a finding. */
+        fprintf(stderr, "kl_loadgen: bad reply: %s\n", kl_wire_strerror(d));
+        st->unexpected++;
+        return 0;
+    }
+    bool ok = false;
+    if (!(cl->inflight_id[0] && !cl->replied && lg_match_reply(cl, &w, run->reply_type, &ok))) {
+        st->unexpected++;
+        return 0;
+    }
+    run->last_reply_at = now;
+    st->all_replies++;
+    cl->replied = true;
+    cl->replied_at = now;
+    cl->reply_ok = ok;
+    return !cl->await_idle || cl->idled ? lg_complete(cl, now) : 0;
+}
+
+/* The value of the first "msg_id" string member of the JSON text j, or an empty slice. */
+static kl_slice lg_json_msg_id(kl_slice j) {
+    static const char key[] = "\"msg_id\"";
+    const char *p = memmem(j.data, j.len, key, sizeof key - 1), *end = (const char *)j.data + j.len;
+    if (!p) return (kl_slice){NULL, 0};
+    p += sizeof key - 1;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    if (p >= end || *p != '"') return (kl_slice){NULL, 0};
+    p++;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    return q ? (kl_slice){p, (size_t)(q - p)} : (kl_slice){NULL, 0};
+}
+
+/* A message on IOPub: an idle status whose parent is a client's request in flight marks that
+ * request idle, and completes it when its reply is already in. cl is the socket's client
+ * (--iopub own) or NULL (shared: the client is the one the parent's msg_id names). Everything
+ * else is only counted. */
+static int lg_on_iopub_msg(lg_run *run, lg_client *cl, const kl_slice *parts, size_t n) {
+    lg_stats *st = &run->st;
+    st->iopub_msgs++;
+    if (cl)
+        cl->iopub_live = true;
+    else
+        run->sub_live = true;
+    kl_wire_parts w;
+    /* Only the idle statuses matter; their signatures are checked below. */
+    if (kl_wire_split_slices(parts, n, NULL, &w) != KL_WIRE_OK ||
+        lg_json_field_is(w.json[0], "msg_type", "status") != 1 ||
+        lg_json_field_is(w.json[3], "execution_state", "idle") != 1)
+        return 0;
+    kl_slice id = lg_json_msg_id(w.json[1]);
+    if (!cl) {
+        const char *us = id.len ? memrchr(id.data, '_', id.len) : NULL;
+        if (!us) return 0;
+        long index = 0;
+        for (const char *p = us + 1; p < (const char *)id.data + id.len; p++) {
+            if (*p < '0' || *p > '9' || index > run->o->clients) return 0;
+            index = index * 10 + (*p - '0');
+        }
+        if (index >= run->o->clients) return 0;
+        cl = &run->cl[index];
+    }
+    if (!cl->inflight_id[0] || !cl->await_idle || cl->idled || id.len != strlen(cl->inflight_id) ||
+        memcmp(id.data, cl->inflight_id, id.len) != 0)
+        return 0;
+    if (!kl_signer_verify(run->signer, w.json, w.sig.data, w.sig.len)) {
+        fprintf(stderr, "kl_loadgen: bad IOPub message: %s\n", kl_wire_strerror(KL_WIRE_EBADSIG));
+        st->unexpected++;
+        return 0;
+    }
+    double now = lg_now();
+    run->last_reply_at = now;
+    cl->idled = true;
+    cl->idled_at = now;
+    return cl->replied ? lg_complete(cl, now) : 0;
+}
+
+static int lg_on_shared_iopub(void *arg, const kl_slice *parts, size_t n) {
+    return lg_on_iopub_msg(arg, NULL, parts, n);
+}
+
+static int lg_on_own_iopub(void *arg, const kl_slice *parts, size_t n) {
+    lg_client *cl = arg;
+    return lg_on_iopub_msg(cl->run, cl, parts, n);
 }
 
 /* CPU seconds this process has used so far, every thread (libzmq's I/O thread too). */
@@ -701,7 +840,13 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
     double mean = st->latency.n ? sum / (double)st->latency.n * 1e3 : 0;
     double max = st->latency.n ? st->latency.v[st->latency.n - 1] * 1e3 : 0;
     const char *mode = o->mode == LG_KERNEL_INFO ? "kernel_info" : "execute";
-    bool iopub = o->iopub != 0;
+    bool iopub = o->iopub != LG_IOPUB_NONE;
+    const char *iopub_mode = o->iopub == LG_IOPUB_SHARED ? "shared"
+                             : o->iopub == LG_IOPUB_OWN  ? "own"
+                                                         : "none";
+    qsort(st->iopub_lag.v, st->iopub_lag.n, sizeof *st->iopub_lag.v, lg_cmp_double);
+    double lag50 = lg_percentile(&st->iopub_lag, 50) * 1e3;
+    double lag99 = lg_percentile(&st->iopub_lag, 99) * 1e3;
     const char *transport = o->transport == LG_ZMTP ? "zmtp" : "libzmq";
     if (o->json) {
         json_t *j =
@@ -714,6 +859,13 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
         if (j) {
             /* With these a caller can relate CPU it measured over the whole run to requests. */
             json_object_set_new(j, "transport", json_string(transport));
+            json_object_set_new(j, "iopub_mode", json_string(iopub_mode));
+            if (iopub) {
+                /* How often, and by how much, output trailed the reply it belongs to. */
+                json_object_set_new(j, "idle_after_reply", json_integer((json_int_t)st->idle_last));
+                json_object_set_new(j, "iopub_lag_ms",
+                                    json_pack("{s:f, s:f}", "p50", lag50, "p99", lag99));
+            }
             json_object_set_new(j, "all_replies", json_integer((json_int_t)st->all_replies));
             json_object_set_new(j, "connect_s", json_real(st->connect_s));
             json_object_set_new(j, "offered_per_client_per_s", json_real(o->rate));
@@ -732,10 +884,16 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
         printf("%s clients=%d duration=%.2f s round_trips=%llu rate=%.1f rt/s p50=%.3f ms "
                "p99=%.3f ms mean=%.3f ms max=%.3f ms errors=%llu unexpected=%llu "
                "iopub_messages=%llu connect=%.3f s per-client min/median/max=%lu/%lu/%lu "
-               "transport=%s%s\n",
+               "transport=%s iopub=%s",
                mode, o->clients, measured_s, st->round_trips, rate, p50, p99, mean, max, st->errors,
                st->unexpected, st->iopub_msgs, st->connect_s, fair[0], fair[1], fair[2], transport,
-               iopub ? "" : " (IOPub not read)");
+               iopub_mode);
+        if (iopub)
+            printf(" idle_after_reply=%llu iopub_lag_p50=%.3f ms iopub_lag_p99=%.3f ms",
+                   st->idle_last, lag50, lag99);
+        else
+            printf(" (IOPub not read)");
+        putchar('\n');
     }
 }
 
@@ -761,11 +919,11 @@ static int lg_pick_transport(lg_options *o, const kl_connection_info *info) {
     return 0;
 }
 
-/* Each zmtp client is one descriptor, each libzmq one two (socket and mailbox): 1,000 clients do
- * not fit the usual soft limit of 1,024. */
+/* Each zmtp socket is one descriptor, each libzmq one two (socket and mailbox), and a client has
+ * two sockets with --iopub own: 1,000 clients do not fit the usual soft limit of 1,024. */
 static void lg_raise_fd_limit(int clients) {
     struct rlimit rl;
-    rlim_t want = (rlim_t)clients * 2 + 64;
+    rlim_t want = (rlim_t)clients * 4 + 64; /* --iopub own doubles the sockets */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
         rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -783,9 +941,14 @@ static int lg_start(lg_run *run) {
         char rid[64];
         snprintf(rid, sizeof rid, "kl_loadgen-%d-%s", i, cl->session);
         if (lg_conn_open(&run->net, &cl->conn, KL_CH_SHELL, i, (uint32_t)i, rid) < 0) return -1;
+        char topic[64];
+        snprintf(topic, sizeof topic, "session.%s.", cl->session);
+        if (o->iopub == LG_IOPUB_OWN && lg_conn_open(&run->net, &cl->iopub, KL_CH_IOPUB, i,
+                                                     (uint32_t)(o->clients + i), topic) < 0)
+            return -1;
     }
-    if (o->iopub != 0 &&
-        lg_conn_open(&run->net, &run->sub, KL_CH_IOPUB, 0, (uint32_t)o->clients, NULL) < 0)
+    if (o->iopub == LG_IOPUB_SHARED &&
+        lg_conn_open(&run->net, &run->sub, KL_CH_IOPUB, 0, (uint32_t)(2 * o->clients), NULL) < 0)
         return -1;
     for (int i = 0; i < o->clients; i++)
         if (lg_send_request(&run->cl[i], 0) < 0) return -1;
@@ -805,7 +968,7 @@ static int lg_loop(lg_run *run) {
     run->last_reply_at = t0;
     /* After the window, replies still in flight are collected (not counted) for a moment so the
      * kernel is not left answering a vanished peer when the next run starts. */
-    double drain_until = 1e300;
+    double drain_until = 1e300, last_scan = t0;
     for (;;) {
         double now = lg_now();
         if (w->from == 1e300 && st->answered == o->clients) {
@@ -831,12 +994,30 @@ static int lg_loop(lg_run *run) {
         }
         if (now >= w->until) sched->n = 0;
         if (now >= w->until && (st->in_flight == 0 || now >= drain_until)) return 0;
-        if (st->in_flight && now - run->last_reply_at > o->stall_s) {
-            fprintf(stderr,
-                    "kl_loadgen: no reply for %.1f s (%d of %d clients answered); is the kernel "
-                    "alive?\n",
-                    o->stall_s, st->answered, o->clients);
-            return -1;
+        /* Nothing at all for stall_s, or one client waiting that long while others progress (a
+         * lost idle status would otherwise keep the window from ever opening): checked twice a
+         * second. Connecting 1,000 clients can take seconds of their first request's wait. */
+        bool silent = st->in_flight && now - run->last_reply_at > o->stall_s;
+        if (silent || (st->in_flight && now < drain_until && now - last_scan >= 0.5)) {
+            last_scan = now;
+            double limit = silent ? 0 : w->from == 1e300 ? 3 * o->stall_s : o->stall_s;
+            for (int i = 0; i < o->clients; i++) {
+                if (!cl[i].inflight_id[0] || now - cl[i].sent_at <= limit) continue;
+                if (silent)
+                    fprintf(stderr,
+                            "kl_loadgen: no reply for %.1f s (%d of %d clients answered); "
+                            "is the kernel alive? ",
+                            o->stall_s, st->answered, o->clients);
+                else
+                    fprintf(stderr, "kl_loadgen: ");
+                fprintf(stderr,
+                        "client %d's request has waited %.1f s (reply %s, idle status %s)\n", i,
+                        now - cl[i].sent_at, cl[i].replied ? "arrived" : "missing",
+                        cl[i].idled        ? "arrived"
+                        : cl[i].await_idle ? "missing"
+                                           : "not awaited");
+                return -1;
+            }
         }
         int timeout_ms = 100;
         if (sched->n > 0) {
@@ -852,11 +1033,12 @@ static int lg_loop(lg_run *run) {
             return -1;
         }
         for (int e = 0; e < n; e++) {
-            uint32_t i = events[e].data.u32;
-            int r =
-                i < (uint32_t)o->clients
-                    ? lg_conn_service(&run->net, &cl[i].conn, events[e].events, lg_on_reply, &cl[i])
-                    : lg_conn_service(&run->net, &run->sub, events[e].events, lg_on_iopub, run);
+            uint32_t i = events[e].data.u32, n_cl = (uint32_t)o->clients, ev = events[e].events;
+            int r = i < n_cl ? lg_conn_service(&run->net, &cl[i].conn, ev, lg_on_reply, &cl[i])
+                    : i < 2 * n_cl
+                        ? lg_conn_service(&run->net, &cl[i - n_cl].iopub, ev, lg_on_own_iopub,
+                                          &cl[i - n_cl])
+                        : lg_conn_service(&run->net, &run->sub, ev, lg_on_shared_iopub, run);
             if (r < 0) return -1;
         }
     }
@@ -897,7 +1079,8 @@ int main(int argc, char **argv) {
         .win = {.from = 1e300, .until = 1e300},
     };
     run.sched = (lg_schedule){.cl = run.cl, .v = calloc((size_t)o.clients, sizeof(int))};
-    for (int i = 0; run.cl && i < o.clients; i++) run.cl[i].conn.zmtp.fd = -1;
+    for (int i = 0; run.cl && i < o.clients; i++)
+        run.cl[i].conn.zmtp.fd = run.cl[i].iopub.zmtp.fd = -1;
     if (!run.net.zmtp) run.net.zctx = zmq_ctx_new();
     if (!run.cl || run.net.ep < 0 || !run.sched.v || (!run.net.zmtp && !run.net.zctx)) {
         fprintf(stderr, "kl_loadgen: out of memory\n");
@@ -919,12 +1102,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "kl_loadgen: %llu replies had a status other than \"ok\"\n", run.st.errors);
 
 out:
-    for (int i = 0; run.cl && i < o.clients; i++) lg_conn_close(&run.cl[i].conn);
+    for (int i = 0; run.cl && i < o.clients; i++) {
+        lg_conn_close(&run.cl[i].conn);
+        lg_conn_close(&run.cl[i].iopub);
+    }
     lg_conn_close(&run.sub);
     if (run.net.ep >= 0) close(run.net.ep);
     if (run.net.zctx) zmq_ctx_term(run.net.zctx);
     free(run.cl);
     free(run.st.latency.v);
+    free(run.st.iopub_lag.v);
     free(run.tmpl.content);
     free(run.sched.v);
     kl_signer_free(&signer);

@@ -61,10 +61,14 @@ def start(argv: list[str], key: str, root: Path) -> KernelManager:
 
 
 def loadgen(args: argparse.Namespace, cf: str, clients: int, code: str, duration: float,
-            rate_per_client: float = 0) -> dict:
+            iopub: str, rate_per_client: float = 0) -> dict:
+    """One kl_loadgen run. iopub: "own" (each client its own IOPub SUB on its session's topics,
+    which Kindling and kl_rt_floor publish) or "shared" (one SUB subscribed to everything, for a
+    kernel without per-session topics); either way a request is complete at its reply and its
+    idle status."""
     cmd = [args.loadgen, "--connection-file", cf, "--mode", "execute", "--clients", str(clients),
            "--duration", str(duration), "--warmup", str(args.warmup), "--code", code, "--json",
-           "--stall-timeout", "60"]
+           "--stall-timeout", "60", "--iopub", iopub]
     if rate_per_client:
         cmd += ["--rate", f"{rate_per_client:g}"]
     if args.transport:
@@ -108,7 +112,8 @@ class FloorServer:
             self.proc.wait()
 
 
-def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]) -> dict:
+def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int],
+           iopub: str) -> dict:
     """One kernel, N growing: every run's clients are new connections. The RSS growth over a run
     divided by its N is reported as the load's footprint, not as the cost of an idle connection
     (see held_idle)."""
@@ -116,7 +121,7 @@ def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]
     out = {}
     for n in ns:
         before = common.rss_mib(pid)
-        r = loadgen(args, km.connection_file, n, code, args.duration)
+        r = loadgen(args, km.connection_file, n, code, args.duration, iopub)
         time.sleep(0.5)
         after = common.rss_mib(pid)
         r["rss_before_mib"], r["rss_after_mib"] = before, after
@@ -134,12 +139,12 @@ def series(args: argparse.Namespace, km: KernelManager, code: str, ns: list[int]
 
 
 def offered_series(args: argparse.Namespace, km: KernelManager, code: str, n: int,
-                   offered: list[float]) -> dict:
+                   offered: list[float], iopub: str) -> dict:
     """Open loop: n connections, each sending on a fixed schedule so that all of them together
     offer the given executes per second; the latency at that load, rather than at saturation."""
     out = {}
     for total in offered:
-        r = loadgen(args, km.connection_file, n, code, args.duration, total / n)
+        r = loadgen(args, km.connection_file, n, code, args.duration, iopub, total / n)
         fair = r.get("per_client_round_trips", {})
         common.log(f"    N={n}, {total:,.0f} rt/s offered: {r['rate_per_s']:.0f} rt/s, "
                    f"p50 {r['latency_ms']['p50']:.2f} ms, p99 {r['latency_ms']['p99']:.2f} ms, "
@@ -252,14 +257,14 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
         common.log("  Kindling, %echo hi")
         km = start(base + ["--spark-remote", "sc://127.0.0.1:9"], "kindling", root)
         try:
-            raw["kindling_magic"].append(series(args, km, "%echo hi", ns))
+            raw["kindling_magic"].append(series(args, km, "%echo hi", ns, args.iopub))
         finally:
             km.shutdown_kernel(now=True)
         if args.floor:
             common.log("  kl_rt_floor, %echo hi")
             fs = FloorServer(args.floor, root)
             try:
-                raw["floor_magic"].append(series(args, fs, "%echo hi", ns))
+                raw["floor_magic"].append(series(args, fs, "%echo hi", ns, args.iopub))
             finally:
                 fs.stop()
         if offered:
@@ -269,7 +274,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             km = start(base + ["--spark-remote", "sc://127.0.0.1:9"], "kindling", root)
             try:
                 raw["kindling_offered"].append(
-                    offered_series(args, km, "%echo hi", args.offered_clients, offered))
+                    offered_series(args, km, "%echo hi", args.offered_clients, offered, args.iopub))
             finally:
                 km.shutdown_kernel(now=True)
         if idle_n:
@@ -284,7 +289,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             km = start([sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
                         "--HistoryManager.enabled=False"], "ipykernel", root)
             try:
-                raw["ipykernel_magic"].append(series(args, km, "pass", ns))
+                # ipykernel's topics do not name the client: one SUB for all of them.
+                raw["ipykernel_magic"].append(series(args, km, "pass", ns, "shared"))
             finally:
                 km.shutdown_kernel(now=True)
             if idle_n:
@@ -299,7 +305,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict:
             common.log("  Kindling, SELECT 1")
             km = start(base + ["--spark-remote", args.spark_remote], "kindling-spark", root)
             try:
-                raw["kindling_select"].append(series(args, km, "SELECT 1", spark_ns))
+                raw["kindling_select"].append(
+                    series(args, km, "SELECT 1", spark_ns, args.iopub))
             finally:
                 km.shutdown_kernel(now=True)
             if idle_n:
@@ -330,13 +337,20 @@ def transport_of(raw: dict) -> str:
     return ", ".join(sorted(seen)) or "libzmq"
 
 
+def iopub_text(mode: str) -> str:
+    return ("each Kindling (and kl_rt_floor) client its own SUB on its session's topics; "
+            "ipykernel's clients one SUB subscribed to everything" if mode == "own" else
+            "one SUB subscribed to everything for all clients")
+
+
 def render(raw: dict, args: argparse.Namespace) -> str:
     def f(x: float | None, d: int) -> str:
         return "—" if x is None else f"{x:,.{d}f}"
 
     lines = ["# Many connections on one kernel", "",
              f"Command: `{args.command}`; medians of {args.repeats} runs, {args.duration} s "
-             f"measured per figure; load generator transport: {transport_of(raw)}.", "",
+             f"measured per figure; load generator transport: {transport_of(raw)}; IOPub: "
+             f"{iopub_text(args.iopub)}.", "",
              "| load | N | Kindling rt/s | ipykernel rt/s | ratio | Kindling p50 / p99 ms | "
              "ipykernel p50 / p99 ms | Kindling RSS MiB | RSS growth KiB per client |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -370,11 +384,13 @@ def render(raw: dict, args: argparse.Namespace) -> str:
             f"{f(med(s, n, ['latency_ms', 'p50']), 2)} / {f(med(s, n, ['latency_ms', 'p99']), 2)} | — | "
             f"{f(med(s, n, ['rss_after_mib']), 1)} | "
             f"{f(med(s, n, ['rss_growth_per_connection_kib']), 1)} |")
-    lines += ["", "Every client sends its next request as soon as the previous reply arrives (a "
-              "closed loop), so these runs saturate the kernel and the load generator, which "
-              "share the machine's cores: the latency is N divided by the throughput (Little's "
-              "law) plus the unevenness of service. The clock starts once every client has had "
-              "its first reply, and only requests sent inside the measured window are timed.", "",
+    lines += ["", "A request is complete when its reply and its idle status on IOPub have both "
+              "arrived, as a Jupyter client waits for both. Every client sends its next request "
+              "as soon as the previous one is complete (a closed loop), so these runs saturate "
+              "the kernel and the load generator, which share the machine's cores: the latency "
+              "is N divided by the throughput (Little's law) plus the unevenness of service. The "
+              "clock starts once every client has completed a request, and only requests sent "
+              "inside the measured window are timed.", "",
               "RSS growth KiB per client: the kernel's RSS growth over a run divided by that "
               "run's N clients, read after the load generator has disconnected; it includes the "
               "allocator's high-water mark of the load, so it is not the cost of a connection.", ""]
@@ -443,6 +459,10 @@ def main() -> int:
                     "of a libzmq kernel on this machine)")
     ap.add_argument("--transport", choices=["zmtp", "libzmq"],
                     help="kl_loadgen's client transport (default: its own choice)")
+    ap.add_argument("--iopub", choices=["own", "shared"], default="own",
+                    help="how Kindling's and the floor's clients read IOPub: own (default), a SUB "
+                         "per client on its session's topics, as a real client has its own IOPub "
+                         "connection; shared, one SUB for all subscribed to everything")
     ap.add_argument("--command", default="bench/tenancy.sh")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="kl-tenancy-") as tmp:

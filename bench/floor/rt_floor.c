@@ -67,6 +67,15 @@ static int send_msg(floor_state *st, void *sock, const kl_frames *req, size_t n_
     return 0;
 }
 
+/* The string value after key (its opening quote included) in the header text, or empty. */
+static kl_slice header_string(kl_slice header, const char *key) {
+    const char *p = memmem(header.data, header.len, key, strlen(key));
+    if (!p) return (kl_slice){NULL, 0};
+    p += strlen(key);
+    const char *end = memchr(p, '"', (size_t)((const char *)header.data + header.len - p));
+    return end ? (kl_slice){p, (size_t)(end - p)} : (kl_slice){NULL, 0};
+}
+
 /* The reply type for a request type: "execute_request" -> "execute_reply". */
 static void reply_type(kl_slice header, char *out, size_t outlen) {
     snprintf(out, outlen, "execute_reply");
@@ -87,9 +96,13 @@ static int answer(floor_state *st, const kl_frames *req) {
         fprintf(stderr, "kl_rt_floor: dropped a request: %s\n", kl_wire_strerror(d));
         return 0;
     }
-    char type[64], topic[96], content[160];
+    char type[64], topic[160], content[160];
     reply_type(w.json[0], type, sizeof type);
-    snprintf(topic, sizeof topic, "kernel.%s.status", st->session);
+    /* Kindling's topics, so a client subscribed to its own session's traffic gets it. */
+    kl_slice session = header_string(w.json[0], "\"session\":\"");
+    if (!session.len || session.len > 100) session = (kl_slice){st->session, strlen(st->session)};
+    snprintf(topic, sizeof topic, "session.%.*s.status", (int)session.len,
+             (const char *)session.data);
     st->count++;
     snprintf(content, sizeof content, "{\"code\":\"%%echo hi\",\"execution_count\":%" PRIu64 "}",
              st->count);

@@ -127,15 +127,34 @@ def run_json(loadgen: Path, conn: Path, *args: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_execute(loadgen, kernel, transport):
+@pytest.mark.parametrize("iopub", ["shared", "own"])
+def test_execute(loadgen, kernel, transport, iopub):
     r = run_json(loadgen, kernel.path, "--transport", transport, "-m", "execute", "-c", "20",
-                 "-d", "1", "-w", "0.2")
-    assert r["transport"] == transport
+                 "-d", "1", "-w", "0.2", "--iopub", iopub)
+    assert r["transport"] == transport and r["iopub_mode"] == iopub
     assert r["round_trips"] > 0
     assert r["errors"] == 0 and r["unexpected"] == 0
     # busy, execute_input, stream and idle per cell; the window's replies are a subset of the run's
     assert r["iopub_messages"] >= 4 * r["round_trips"]
     assert r["per_client_round_trips"]["min"] > 0, "a client was never answered in the window"
+    # Every measured request waited for its idle status (each client's IOPub was live by then).
+    assert 0 <= r["idle_after_reply"] <= r["round_trips"]
+    assert r["iopub_lag_ms"]["p99"] >= r["iopub_lag_ms"]["p50"] >= 0
+
+
+def test_own_iopub_gets_only_its_sessions_traffic(loadgen, kernel):
+    # 20 clients on 20 SUBs each subscribed to "session.<its id>.": each message reaches one of
+    # them, so the total is what one SUB subscribed to everything would see, not 20 times it.
+    r = run_json(loadgen, kernel.path, "-m", "execute", "-c", "20", "-d", "1", "-w", "0.2",
+                 "--iopub", "own")
+    assert r["iopub_messages"] < 4 * r["all_replies"] + 4 * 20 + 20 * 2, r
+
+
+def test_no_iopub_completes_at_the_reply(loadgen, kernel):
+    r = run_json(loadgen, kernel.path, "-m", "execute", "-c", "5", "-d", "0.5", "-w", "0",
+                 "--no-iopub")
+    assert r["iopub_mode"] == "none" and r["iopub_messages"] == 0
+    assert r["round_trips"] > 0 and "iopub_lag_ms" not in r
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -185,6 +204,12 @@ def test_zmtp_refuses_ipc(loadgen, tmp_path):
     out = run_loadgen(loadgen, conn, "--transport", "zmtp", "-d", "0.1")
     assert out.returncode != 0
     assert "--transport libzmq" in out.stderr
+
+
+def test_unknown_iopub_mode_is_a_usage_error(loadgen, tmp_path):
+    out = run_loadgen(loadgen, write_info(tmp_path / "c.json", connection_info()), "--iopub", "all")
+    assert out.returncode == 2
+    assert "shared, own or none" in out.stderr
 
 
 def test_unknown_transport_is_a_usage_error(loadgen, tmp_path):
@@ -260,6 +285,7 @@ class ScriptedPeer:
         self.commands: list[tuple[bytes, bytes]] = []
         self.requests = 0
         self.error: BaseException | None = None
+        self.ready = threading.Event()  # the handshake is over: the peer may write messages
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -302,6 +328,7 @@ class ScriptedPeer:
             assert flags & COMMAND and body[1:6] == b"READY", body
             self.client_ready = parse_metadata(body[6:])
             self.conn.sendall(ready(self.socket_type))
+            self.ready.set()
             while True:
                 msg = self.read_message()
                 self.requests += 1
@@ -319,6 +346,16 @@ class ScriptedPeer:
 
 
 KEY = b"scripted-peer-key"
+
+
+def signed(header: dict[str, Any], parent: dict[str, Any], content: dict[str, Any]) -> list[bytes]:
+    """The delimiter, signature and four JSON frames of a message signed with KEY."""
+    parts = [json.dumps(header).encode(), json.dumps(parent).encode(), b"{}",
+             json.dumps(content).encode()]
+    mac = hmac.new(KEY, digestmod=hashlib.sha256)
+    for p in parts:
+        mac.update(p)
+    return [b"<IDS|MSG>", mac.hexdigest().encode(), *parts]
 
 
 def signed_reply(request: list[bytes], padding: int = 0) -> list[bytes]:
@@ -402,3 +439,40 @@ def test_zmtp_reports_a_peer_that_hangs_up(loadgen, tmp_path):
     out = run_against_peer(loadgen, tmp_path, ScriptedPeer(b"ROUTER", answer), "-d", "0.5")
     assert out.returncode != 0
     assert "the peer closed the connection" in out.stderr
+
+
+def test_a_missing_idle_status_is_reported_not_waited_for_forever(loadgen, tmp_path):
+    # A kernel that answers on shell and publishes busy but never idle: once IOPub has shown it is
+    # live, a request is not complete without its idle status, and the generator must say which
+    # part is missing instead of waiting (or counting the reply alone as the round trip).
+    def publish_busy(iopub: ScriptedPeer, request: list[bytes]) -> None:
+        assert iopub.ready.wait(TIMEOUT)
+        parent = json.loads(request[2])
+        header = {"msg_id": str(uuid.uuid4()), "msg_type": "status", "session": "peer",
+                  "username": "peer", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
+        topic = f"session.{parent['session']}.status".encode()
+        iopub.conn.sendall(encode([topic, *signed(header, parent, {"execution_state": "busy"})]))
+
+    iopub = ScriptedPeer(b"XPUB", lambda peer, subscription: None)
+
+    def answer(shell: ScriptedPeer, request: list[bytes]) -> None:
+        publish_busy(iopub, request)
+        time.sleep(0.2)  # the busy is read before the reply, so the next request awaits its idle
+        shell.conn.sendall(encode(signed_reply(request)))
+
+    shell = ScriptedPeer(b"ROUTER", answer)
+    conn = write_info(tmp_path / "peers.json",
+                      connection_info(key=KEY.decode(), shell_port=shell.port, iopub_port=iopub.port))
+    t0 = time.monotonic()
+    try:
+        out = run_loadgen(loadgen, conn, "--transport", "zmtp", "-c", "1", "-d", "5", "-w", "0",
+                          "--stall-timeout", "1.5", timeout=30)
+    finally:
+        shell.close()
+        iopub.close()
+    assert shell.error is None and iopub.error is None, (shell.error, iopub.error)
+    assert out.returncode != 0
+    assert "client 0's request has waited" in out.stderr
+    assert "(reply arrived, idle status missing)" in out.stderr
+    assert shell.requests >= 2  # the first request completed at its reply: IOPub was not live yet
+    assert time.monotonic() - t0 < 15
