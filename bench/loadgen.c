@@ -1082,6 +1082,8 @@ int main(int argc, char **argv) {
     for (int i = 0; run.cl && i < o.clients; i++)
         run.cl[i].conn.zmtp.fd = run.cl[i].iopub.zmtp.fd = -1;
     if (!run.net.zmtp) run.net.zctx = zmq_ctx_new();
+    /* libzmq's default of 1,023 sockets is fewer than 1,000 clients with their own IOPub. */
+    if (run.net.zctx) zmq_ctx_set(run.net.zctx, ZMQ_MAX_SOCKETS, 2 * o.clients + 16);
     if (!run.cl || run.net.ep < 0 || !run.sched.v || (!run.net.zmtp && !run.net.zctx)) {
         fprintf(stderr, "kl_loadgen: out of memory\n");
         goto out;
