@@ -399,7 +399,7 @@ static int lg_conn_open_zmtp(lg_net *net, lg_conn *c, const void *id, size_t id_
     /* ZMTP 3.0 subscribes with a message: 0x01 and the topic prefix (empty: everything). */
     char subscription[128] = "\x01";
     if (sub && id_len >= sizeof subscription) return lg_conn_fail(c, "subscription too long");
-    if (sub) memcpy(subscription + 1, id, id_len);
+    if (sub && id_len) memcpy(subscription + 1, id, id_len);
     kl_slice subscribe = {subscription, 1 + (sub ? id_len : 0)};
     if (kl_zmtp_init(&c->zmtp, *fd, sub ? KL_ZMTP_SUB : KL_ZMTP_DEALER, sub ? NULL : id,
                      sub ? 0 : id_len) < 0 ||
@@ -844,7 +844,8 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
     const char *iopub_mode = o->iopub == LG_IOPUB_SHARED ? "shared"
                              : o->iopub == LG_IOPUB_OWN  ? "own"
                                                          : "none";
-    qsort(st->iopub_lag.v, st->iopub_lag.n, sizeof *st->iopub_lag.v, lg_cmp_double);
+    if (st->iopub_lag.n) /* qsort's base may not be NULL, even for no elements */
+        qsort(st->iopub_lag.v, st->iopub_lag.n, sizeof *st->iopub_lag.v, lg_cmp_double);
     double lag50 = lg_percentile(&st->iopub_lag, 50) * 1e3;
     double lag99 = lg_percentile(&st->iopub_lag, 99) * 1e3;
     const char *transport = o->transport == LG_ZMTP ? "zmtp" : "libzmq";
