@@ -59,6 +59,7 @@ typedef enum {
     LG_IOPUB_OWN,    /* a SUB per client, subscribed to its session's topics ("session.<id>.") */
     LG_IOPUB_NONE,   /* not at all: a request is done at its reply */
 } lg_iopub;
+static const char *const LG_IOPUB_NAMES[] = {"shared", "own", "none"}; /* by lg_iopub */
 
 typedef struct lg_options {
     const char *connection_file;
@@ -257,13 +258,9 @@ static int lg_parse_args(int argc, char **argv, lg_options *o) {
             o->iopub = LG_IOPUB_NONE;
             break;
         case OPT_IOPUB:
-            if (strcmp(optarg, "shared") == 0) {
-                o->iopub = LG_IOPUB_SHARED;
-            } else if (strcmp(optarg, "own") == 0) {
-                o->iopub = LG_IOPUB_OWN;
-            } else if (strcmp(optarg, "none") == 0) {
-                o->iopub = LG_IOPUB_NONE;
-            } else {
+            for (o->iopub = LG_IOPUB_SHARED; o->iopub <= LG_IOPUB_NONE; o->iopub++)
+                if (strcmp(optarg, LG_IOPUB_NAMES[o->iopub]) == 0) break;
+            if (o->iopub > LG_IOPUB_NONE) {
                 fprintf(stderr, "kl_loadgen: --iopub takes shared, own or none\n");
                 return -1;
             }
@@ -628,11 +625,11 @@ static int lg_send_request(lg_client *cl, double intended) {
     return 0;
 }
 
-/* Whether the first "key": "..." string member in the JSON text j has the value want: 1 yes, 0
- * another value, -1 no such member. Enough for the flat objects a kernel's reply header and
- * content are, whatever the kernel's spacing; a reply is read without building a JSON tree, like
- * the request is written without one. */
-static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
+/* The value of the first "key": "..." member of the JSON text j, in *out: 1 found, 0 the member
+ * is not a string, -1 no such member. Enough for the flat objects a kernel's headers and contents
+ * are, whatever the kernel's spacing; a reply is read without building a JSON tree, like the
+ * request is written without one. */
+static int lg_json_string(kl_slice j, const char *key, kl_slice *out) {
     char quoted[64];
     int qn = snprintf(quoted, sizeof quoted, "\"%s\"", key);
     const char *p = j.data, *end = p + j.len;
@@ -640,9 +637,20 @@ static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
     if (!hit) return -1;
     p = hit + qn;
     while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    size_t wn = strlen(want);
-    if (p >= end || *p != '"' || (size_t)(end - p) < wn + 2) return 0;
-    return memcmp(p + 1, want, wn) == 0 && p[wn + 1] == '"';
+    if (p >= end || *p != '"') return 0;
+    p++;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q) return 0;
+    *out = (kl_slice){p, (size_t)(q - p)};
+    return 1;
+}
+
+/* Whether that member's value is want: 1 yes, 0 another value, -1 no such member. */
+static int lg_json_field_is(kl_slice j, const char *key, const char *want) {
+    kl_slice v;
+    int r = lg_json_string(j, key, &v);
+    if (r < 1) return r;
+    return v.len == strlen(want) && memcmp(v.data, want, v.len) == 0;
 }
 
 /* Checks that the reply answers cl's request in flight (its signature already verified). 1 if it
@@ -679,12 +687,11 @@ static int lg_complete(lg_client *cl, double now) {
         if (!cl->reply_ok) st->errors++;
         if (cl->intended >= win->from) {
             if (lg_samples_push(&st->latency, now - cl->intended) < 0) return -1;
-            double lag = 0;
-            if (cl->await_idle && cl->idled_at > cl->replied_at) {
-                lag = cl->idled_at - cl->replied_at;
-                st->idle_last++;
+            if (cl->await_idle) {
+                double lag = cl->idled_at > cl->replied_at ? cl->idled_at - cl->replied_at : 0;
+                if (lag > 0) st->idle_last++;
+                if (lg_samples_push(&st->iopub_lag, lag) < 0) return -1;
             }
-            if (cl->await_idle && lg_samples_push(&st->iopub_lag, lag) < 0) return -1;
         }
     }
     if (now >= win->until) return 0;
@@ -731,19 +738,6 @@ static int lg_on_reply(void *arg, const kl_slice *parts, size_t n) {
     return !cl->await_idle || cl->idled ? lg_complete(cl, now) : 0;
 }
 
-/* The value of the first "msg_id" string member of the JSON text j, or an empty slice. */
-static kl_slice lg_json_msg_id(kl_slice j) {
-    static const char key[] = "\"msg_id\"";
-    const char *p = memmem(j.data, j.len, key, sizeof key - 1), *end = (const char *)j.data + j.len;
-    if (!p) return (kl_slice){NULL, 0};
-    p += sizeof key - 1;
-    while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    if (p >= end || *p != '"') return (kl_slice){NULL, 0};
-    p++;
-    const char *q = memchr(p, '"', (size_t)(end - p));
-    return q ? (kl_slice){p, (size_t)(q - p)} : (kl_slice){NULL, 0};
-}
-
 /* A message on IOPub: an idle status whose parent is a client's request in flight marks that
  * request idle, and completes it when its reply is already in. cl is the socket's client
  * (--iopub own) or NULL (shared: the client is the one the parent's msg_id names). Everything
@@ -761,9 +755,10 @@ static int lg_on_iopub_msg(lg_run *run, lg_client *cl, const kl_slice *parts, si
         lg_json_field_is(w.json[0], "msg_type", "status") != 1 ||
         lg_json_field_is(w.json[3], "execution_state", "idle") != 1)
         return 0;
-    kl_slice id = lg_json_msg_id(w.json[1]);
+    kl_slice id = {NULL, 0};
+    if (lg_json_string(w.json[1], "msg_id", &id) < 1) return 0;
     if (!cl) {
-        const char *us = id.len ? memrchr(id.data, '_', id.len) : NULL;
+        const char *us = memrchr(id.data, '_', id.len);
         if (!us) return 0;
         long index = 0;
         for (const char *p = us + 1; p < (const char *)id.data + id.len; p++) {
@@ -841,9 +836,7 @@ static void lg_report(const lg_options *o, lg_stats *st, const lg_client *cl, do
     double max = st->latency.n ? st->latency.v[st->latency.n - 1] * 1e3 : 0;
     const char *mode = o->mode == LG_KERNEL_INFO ? "kernel_info" : "execute";
     bool iopub = o->iopub != LG_IOPUB_NONE;
-    const char *iopub_mode = o->iopub == LG_IOPUB_SHARED ? "shared"
-                             : o->iopub == LG_IOPUB_OWN  ? "own"
-                                                         : "none";
+    const char *iopub_mode = LG_IOPUB_NAMES[o->iopub];
     if (st->iopub_lag.n) /* qsort's base may not be NULL, even for no elements */
         qsort(st->iopub_lag.v, st->iopub_lag.n, sizeof *st->iopub_lag.v, lg_cmp_double);
     double lag50 = lg_percentile(&st->iopub_lag, 50) * 1e3;
@@ -942,11 +935,13 @@ static int lg_start(lg_run *run) {
         char rid[64];
         snprintf(rid, sizeof rid, "kl_loadgen-%d-%s", i, cl->session);
         if (lg_conn_open(&run->net, &cl->conn, KL_CH_SHELL, i, (uint32_t)i, rid) < 0) return -1;
-        char topic[64];
-        snprintf(topic, sizeof topic, "session.%s.", cl->session);
-        if (o->iopub == LG_IOPUB_OWN && lg_conn_open(&run->net, &cl->iopub, KL_CH_IOPUB, i,
-                                                     (uint32_t)(o->clients + i), topic) < 0)
-            return -1;
+        if (o->iopub == LG_IOPUB_OWN) {
+            char topic[64];
+            snprintf(topic, sizeof topic, "session.%s.", cl->session);
+            if (lg_conn_open(&run->net, &cl->iopub, KL_CH_IOPUB, i, (uint32_t)(o->clients + i),
+                             topic) < 0)
+                return -1;
+        }
     }
     if (o->iopub == LG_IOPUB_SHARED &&
         lg_conn_open(&run->net, &run->sub, KL_CH_IOPUB, 0, (uint32_t)(2 * o->clients), NULL) < 0)

@@ -78,15 +78,13 @@ static kl_slice header_string(kl_slice header, const char *key) {
 
 /* The reply type for a request type: "execute_request" -> "execute_reply". */
 static void reply_type(kl_slice header, char *out, size_t outlen) {
-    snprintf(out, outlen, "execute_reply");
-    const char *key = "\"msg_type\":\"";
-    const char *p = memmem(header.data, header.len, key, strlen(key));
-    if (!p) return;
-    p += strlen(key);
-    const char *end = memchr(p, '"', (size_t)((const char *)header.data + header.len - p));
-    const char *suffix = end && end - p > 8 ? end - 8 : NULL;
-    if (!suffix || memcmp(suffix, "_request", 8) != 0) return;
-    snprintf(out, outlen, "%.*s_reply", (int)(suffix - p), p);
+    kl_slice t = header_string(header, "\"msg_type\":\"");
+    const char *suffix = t.len > 8 ? (const char *)t.data + t.len - 8 : NULL;
+    if (!suffix || memcmp(suffix, "_request", 8) != 0) {
+        snprintf(out, outlen, "execute_reply");
+        return;
+    }
+    snprintf(out, outlen, "%.*s_reply", (int)(t.len - 8), (const char *)t.data);
 }
 
 static int answer(floor_state *st, const kl_frames *req) {

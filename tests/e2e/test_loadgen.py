@@ -365,12 +365,7 @@ def signed_reply(request: list[bytes], padding: int = 0) -> list[bytes]:
     reply_header = {"msg_id": str(uuid.uuid4()), "msg_type": "kernel_info_reply", "session": "peer",
                     "username": "peer", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
     content = {"status": "ok", "protocol_version": "5.3", "padding": "x" * padding}
-    parts = [json.dumps(reply_header).encode(), json.dumps(header).encode(), b"{}",
-             json.dumps(content).encode()]
-    mac = hmac.new(KEY, digestmod=hashlib.sha256)
-    for p in parts:
-        mac.update(p)
-    return [b"<IDS|MSG>", mac.hexdigest().encode(), *parts]
+    return signed(reply_header, header, content)
 
 
 def encode(parts: list[bytes]) -> bytes:
