@@ -398,43 +398,127 @@ static void stdin_reader(void *arg) {
     }
 }
 
-/* Coroutine: greets every new IOPub subscriber (protocol 5.5), so a client knows from when on it
- * sees every message. XPUB_VERBOSE passes repeated subscriptions up, one per client. */
+/* The iopub_welcome (protocol 5.5) for a subscription message in (ZeroMQ's 0x01 + topic),
+ * appended to reply, or nothing for anything else. Sent on the subscriber's own topic, so it
+ * reaches that subscriber. */
+static void welcome_frames(void *arg, const kl_frames *in, kl_frames *reply) {
+    kl_kernel *k = arg;
+    size_t len = in->n ? kl_frames_size(in, 0) : 0;
+    const char *data = in->n ? kl_frames_data(in, 0) : NULL;
+    if (len < 1 || data[0] != 1) return;
+    /* A frame is not NUL-terminated: copy exactly its bytes (strndup may look one past them,
+     * which AddressSanitizer reports). */
+    char *topic = malloc(len);
+    json_t *content = topic ? json_object() : NULL;
+    if (content) {
+        memcpy(topic, data + 1, len - 1);
+        topic[len - 1] = 0;
+        KL_DEBUG("iopub", "new subscriber to \"%s\"", topic);
+        /* A topic that is not UTF-8 cannot be a JSON string: the welcome then names none. */
+        json_t *name = json_string(topic);
+        if (name) json_object_set_new(content, "subscription", name);
+        kl_msg_out o = {
+            .msg_type = "iopub_welcome", .session = k->session, .topic = topic, .content = content};
+        if (kl_msg_encode_child(NULL, &o, &k->signer, reply) != 0) kl_frames_clear(reply);
+    }
+    json_decref(content);
+    free(topic);
+}
+
+/* Coroutine: greets IOPub subscribers that arrive while nothing is being published; a publish
+ * greets those it finds first (welcome_frames, via kl_zsock_answer_input), so that no subscriber
+ * sees a message before its welcome. XPUB_VERBOSE passes repeated subscriptions up, one per
+ * client. */
 static void iopub_main(void *arg) {
     kl_kernel *k = arg;
+    kl_zsock_answer_input(k->iopub, welcome_frames, k);
     publish_topic(k, NULL, "status", json_pack("{s:s}", "execution_state", "starting"), NULL, NULL);
     for (;;) {
-        kl_frames f;
+        kl_frames f, reply;
         kl_frames_init(&f);
+        kl_frames_init(&reply);
         if (kl_zsock_recv(k->iopub, &f) != 0) {
             kl_frames_clear(&f);
             return;
         }
-        size_t len = f.n ? kl_frames_size(&f, 0) : 0;
-        const char *data = f.n ? kl_frames_data(&f, 0) : NULL;
-        if (len >= 1 && data[0] == 1) {
-            /* A frame is not NUL-terminated: copy exactly its bytes (strndup may look one past
-             * them, which AddressSanitizer reports). */
-            char *topic = malloc(len);
-            if (topic) {
-                memcpy(topic, data + 1, len - 1);
-                topic[len - 1] = 0;
-            }
-            if (topic) {
-                KL_DEBUG("iopub", "new subscriber to \"%s\"", topic);
-                publish_topic(k, NULL, "iopub_welcome", json_pack("{s:s}", "subscription", topic),
-                              NULL, topic);
-            }
-            free(topic);
-        }
+        welcome_frames(k, &f, &reply);
         kl_frames_clear(&f);
+        int rc = reply.n ? kl_zsock_send(k->iopub, &reply) : 0;
+        if (rc != 0 && rc != -ECANCELED)
+            KL_WARN("kernel", "sending iopub_welcome failed: %s", zmq_strerror(-rc));
+        kl_frames_clear(&reply);
     }
+}
+
+/* ZeroMQ asks this handler (RFC 27, ZAP) about each connection to a socket with a ZAP domain,
+ * and each CurveZMQ one, and waits for the answer before the connection carries anything. Every
+ * connection is let in, as without a handler; the point is the IOPub ones: their subscriptions
+ * follow at once, so until they have been read each publish first greets whoever subscribed. */
+#define ZAP_ENDPOINT     "inproc://zeromq.zap.01"
+#define IOPUB_ZAP_DOMAIN "kindling-iopub"
+/* A subscription normally follows its connection within milliseconds; a client that connects
+ * and never subscribes must not keep the publishes checking for ever. */
+#define IOPUB_SUBSCRIPTION_WAIT_MS 2000
+
+static void zap_main(void *arg) {
+    kl_kernel *k = arg;
+    for (;;) {
+        kl_frames req, rep;
+        kl_frames_init(&req);
+        kl_frames_init(&rep);
+        if (kl_zsock_recv(k->zap, &req) != 0) {
+            kl_frames_clear(&req);
+            return;
+        }
+        /* version, request id, domain, address, routing id, mechanism, credentials... */
+        if (req.n >= 6) {
+            const char *domain = kl_frames_data(&req, 2);
+            size_t dlen = kl_frames_size(&req, 2);
+            if (k->iopub && dlen == strlen(IOPUB_ZAP_DOMAIN) &&
+                memcmp(domain, IOPUB_ZAP_DOMAIN, dlen) == 0) {
+                KL_DEBUG("iopub", "new connection; publishes look for its subscription first");
+                kl_zsock_expect_input(k->iopub, 1, IOPUB_SUBSCRIPTION_WAIT_MS);
+            }
+            kl_frames_add(&rep, "1.0", 3);
+            kl_frames_add(&rep, kl_frames_data(&req, 1), kl_frames_size(&req, 1));
+            kl_frames_add(&rep, "200", 3);
+            kl_frames_add(&rep, "OK", 2);
+            kl_frames_add(&rep, "", 0);
+            kl_frames_add(&rep, "", 0);
+        }
+        kl_frames_clear(&req);
+        /* A REP socket must answer before it reads again; a malformed request gets a refusal. */
+        if (!rep.n) {
+            kl_frames_add(&rep, "1.0", 3);
+            kl_frames_add(&rep, "", 0);
+            kl_frames_add(&rep, "400", 3);
+            kl_frames_add(&rep, "malformed ZAP request", 21);
+            kl_frames_add(&rep, "", 0);
+            kl_frames_add(&rep, "", 0);
+        }
+        int rc = kl_zsock_send(k->zap, &rep);
+        kl_frames_clear(&rep);
+        if (rc == -ECANCELED) return;
+    }
+}
+
+/* Before any channel is bound: a connection that arrives first would otherwise skip it. */
+static int open_zap(kl_kernel *k, char *err, size_t errlen) {
+    k->zap = kl_zsock_new(k->loop, k->zctx, ZMQ_REP);
+    int rc = k->zap ? kl_zsock_bind(k->zap, ZAP_ENDPOINT) : -errno;
+    if (rc != 0) {
+        snprintf(err, errlen, "the connection handler (%s): %s", ZAP_ENDPOINT, zmq_strerror(-rc));
+        return -1;
+    }
+    int linger = 0;
+    zmq_setsockopt(kl_zsock_raw(k->zap), ZMQ_LINGER, &linger, sizeof linger);
+    return 0;
 }
 
 /* ---- start-up and shutdown -------------------------------------------------------------- */
 
 static void close_sockets(kl_kernel *k) {
-    kl_zsock **socks[] = {&k->shell, &k->control, &k->stdin_sock, &k->iopub};
+    kl_zsock **socks[] = {&k->shell, &k->control, &k->stdin_sock, &k->iopub, &k->zap};
     for (size_t i = 0; i < sizeof socks / sizeof *socks; i++) {
         if (!*socks[i]) continue;
         kl_zsock *s = *socks[i];
@@ -532,6 +616,7 @@ static int open_socket(kl_kernel *k, kl_zsock **out, int type, kl_channel ch, ch
         set_int(raw, ZMQ_SNDHWM, IOPUB_HWM);
         set_int(raw, ZMQ_XPUB_NODROP, 1);
         set_int(raw, ZMQ_XPUB_VERBOSE, 1);
+        zmq_setsockopt(raw, ZMQ_ZAP_DOMAIN, IOPUB_ZAP_DOMAIN, strlen(IOPUB_ZAP_DOMAIN));
     }
     int rc = kl_zsock_bind(zs, endpoint);
     if (rc != 0) {
@@ -627,7 +712,8 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         return -1;
     }
 
-    if (open_socket(k, &k->shell, ZMQ_ROUTER, KL_CH_SHELL, err, errlen) ||
+    if (open_zap(k, err, errlen) ||
+        open_socket(k, &k->shell, ZMQ_ROUTER, KL_CH_SHELL, err, errlen) ||
         open_socket(k, &k->control, ZMQ_ROUTER, KL_CH_CONTROL, err, errlen) ||
         open_socket(k, &k->stdin_sock, ZMQ_ROUTER, KL_CH_STDIN, err, errlen) ||
         open_socket(k, &k->iopub, ZMQ_XPUB, KL_CH_IOPUB, err, errlen))
@@ -663,6 +749,7 @@ static int start(kl_kernel *k, char *err, size_t errlen) {
         uv_timer_start(&k->cull_timer, on_cull_timer, every, every);
     }
 
+    kl_loop_spawn(k->loop, zap_main, k, 0);
     kl_loop_spawn(k->loop, iopub_main, k, 0);
     kl_loop_spawn(k->loop, shell_reader, k, 0);
     kl_loop_spawn(k->loop, control_reader, k, 0);

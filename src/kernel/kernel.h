@@ -52,6 +52,7 @@ typedef struct kl_kernel {
     kl_connection_info info;
     kl_signer signer;
     kl_zsock *shell, *control, *stdin_sock, *iopub;
+    kl_zsock *zap; /* ZeroMQ's authentication handler: how the kernel learns of new connections */
     struct kl_heartbeat *heartbeat;
     char kernel_id[KL_UUID_STRLEN];
     char session[KL_UUID_STRLEN]; /* header.session of messages the kernel originates */

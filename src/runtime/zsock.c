@@ -21,6 +21,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +104,12 @@ struct kl_zsock {
     unsigned retry_ms;
     kl_coro *slot_holder; /* the coroutine sending a message; others queue in senders */
     bool closing;
-    int open_handles; /* uv handles not yet closed */
-    int busy;         /* coroutines inside recv/send; they still read zs after a close */
+    int open_handles;          /* uv handles not yet closed */
+    int busy;                  /* coroutines inside recv/send; they still read zs after a close */
+    kl_zsock_answer_fn answer; /* answers input a send finds waiting, while input is expected */
+    void *answer_arg;
+    unsigned expected;     /* input messages announced by kl_zsock_expect_input, not yet read */
+    uint64_t expect_until; /* loop clock (ms) after which the announcement lapses */
 };
 
 static void kl_zsock_wake_first(kl_zsock *zs, kl_waitq *q) {
@@ -260,6 +265,7 @@ static int kl_zsock_try_recv(kl_zsock *zs, kl_frames *out) {
             rc = first ? -e : (e == EAGAIN ? -EPROTO : -e);
             break;
         }
+        if (first && zs->expected) zs->expected--;
         first = false;
         bool more = zmq_msg_more(&m);
         /* Out of memory: keep reading so the rest of this message cannot pose as the next. */
@@ -312,25 +318,9 @@ static void kl_zsock_wait_writable(kl_zsock *zs, kl_coro *co) {
     if (zs->retry_ms < KL_ZSOCK_RETRY_MAX_MS) zs->retry_ms *= 2;
 }
 
-int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
-    kl_coro *co = kl_coro_current();
-    assert(co != NULL);
-    kl_waiter w = {.co = co};
+/* Slot owner: sends every frame of f, parking on EAGAIN. 0 or -errno. */
+static int kl_zsock_send_held(kl_zsock *zs, kl_coro *co, kl_frames *f) {
     int rc = 0;
-    zs->busy++;
-    if (!zs->slot_holder && !zs->closing) {
-        zs->slot_holder = co;
-    } else {
-        /* The releasing sender hands the slot over directly, so the queue order is kept even
-         * if a newcomer calls send before the woken coroutine gets to run. */
-        kl_waitq_push(&zs->senders, &w);
-        while (zs->slot_holder != co && !zs->closing) kl_loop_park(zs->loop);
-        kl_waitq_remove(&zs->senders, &w);
-    }
-    if (zs->closing) {
-        rc = -ECANCELED;
-        goto out;
-    }
     zs->retry_ms = KL_ZSOCK_RETRY_MIN_MS;
     for (size_t i = 0; i < f->n && rc == 0; i++) {
         int flags = ZMQ_DONTWAIT | (i + 1 < f->n ? ZMQ_SNDMORE : 0);
@@ -360,6 +350,56 @@ int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
             retried = false;
         }
     }
+    return rc;
+}
+
+/* Slot owner, before its own message: input that arrived so far may already have changed what the
+ * socket does with that message (an XPUB applies a subscription as soon as it sees it), so each
+ * waiting message is answered first. 0, or -errno from sending an answer. */
+static int kl_zsock_answer_waiting(kl_zsock *zs, kl_coro *co) {
+    /* The read costs ZeroMQ a system call or two even when nothing is there: only while input is
+     * on its way. */
+    if (!zs->answer || !zs->expected) return 0;
+    if (uv_now(kl_loop_uv(zs->loop)) > zs->expect_until) {
+        zs->expected = 0;
+        return 0;
+    }
+    for (;;) {
+        kl_frames in, reply;
+        kl_frames_init(&in);
+        kl_frames_init(&reply);
+        int rc = kl_zsock_try_recv(zs, &in);
+        if (rc == 0) zs->answer(zs->answer_arg, &in, &reply);
+        kl_frames_clear(&in);
+        /* Input that cannot be read is the reader's to report; this send goes ahead. */
+        if (rc != 0) return 0;
+        rc = reply.n ? kl_zsock_send_held(zs, co, &reply) : 0;
+        kl_frames_clear(&reply);
+        if (rc != 0) return rc;
+    }
+}
+
+int kl_zsock_send(kl_zsock *zs, kl_frames *f) {
+    kl_coro *co = kl_coro_current();
+    assert(co != NULL);
+    kl_waiter w = {.co = co};
+    int rc = 0;
+    zs->busy++;
+    if (!zs->slot_holder && !zs->closing) {
+        zs->slot_holder = co;
+    } else {
+        /* The releasing sender hands the slot over directly, so the queue order is kept even
+         * if a newcomer calls send before the woken coroutine gets to run. */
+        kl_waitq_push(&zs->senders, &w);
+        while (zs->slot_holder != co && !zs->closing) kl_loop_park(zs->loop);
+        kl_waitq_remove(&zs->senders, &w);
+    }
+    if (zs->closing) {
+        rc = -ECANCELED;
+        goto out;
+    }
+    rc = kl_zsock_answer_waiting(zs, co);
+    if (rc == 0) rc = kl_zsock_send_held(zs, co, f);
     kl_zsock_mark_dirty(zs);
     zs->slot_holder = NULL;
     if (!zs->closing && zs->senders.head) {
@@ -380,6 +420,16 @@ static void kl_zsock_on_closed(uv_handle_t *h) {
     zmq_close(zs->sock);
     zs->sock = NULL;
     kl_zsock_maybe_free(zs);
+}
+
+void kl_zsock_answer_input(kl_zsock *zs, kl_zsock_answer_fn fn, void *arg) {
+    zs->answer = fn;
+    zs->answer_arg = arg;
+}
+
+void kl_zsock_expect_input(kl_zsock *zs, unsigned n, uint64_t ms) {
+    zs->expected += n;
+    zs->expect_until = uv_now(kl_loop_uv(zs->loop)) + ms;
 }
 
 void kl_zsock_close(kl_zsock *zs) {

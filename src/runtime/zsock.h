@@ -5,6 +5,7 @@
 #define KL_RUNTIME_ZSOCK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <zmq.h>
 
 #include "runtime/loop.h"
@@ -46,6 +47,18 @@ int kl_zsock_recv(kl_zsock *zs, kl_frames *out);
  * are serialised so multipart messages never interleave. 0 or -errno (-EHOSTUNREACH: a ROUTER
  * peer is gone; the message is dropped). */
 int kl_zsock_send(kl_zsock *zs, kl_frames *f);
+/* Answers one message that was waiting on the socket by filling reply (left empty: no answer).
+ * Must not park: it runs inside a send, holding the socket's send slot. */
+typedef void (*kl_zsock_answer_fn)(void *arg, const kl_frames *in, kl_frames *reply);
+/* fn answers the input that sends find waiting while input is expected (kl_zsock_expect_input).
+ * An XPUB applies a subscription the moment ZeroMQ sees it, possibly inside a send, so this is
+ * how a subscriber is greeted before any other message reaches it. Input that no send finds stays
+ * for kl_zsock_recv. */
+void kl_zsock_answer_input(kl_zsock *zs, kl_zsock_answer_fn fn, void *arg);
+/* n more input messages are on their way: until they have been read, or for ms milliseconds of
+ * the loop clock, each send first reads whatever input has arrived and sends the answers ahead of
+ * its message. Not always: that read costs a system call or two per send. */
+void kl_zsock_expect_input(kl_zsock *zs, unsigned n, uint64_t ms);
 /* Closes the socket (linger 0 unless set), wakes waiters with -ECANCELED, frees zs once libuv
  * has released the poll handle. */
 void kl_zsock_close(kl_zsock *zs);

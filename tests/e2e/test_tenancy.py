@@ -147,6 +147,39 @@ def test_iopub_topic_names_the_connection(kernel):
         sub.close(linger=0)
 
 
+def test_a_new_iopub_connection_is_announced_before_its_subscription(tmp_path):
+    """ZeroMQ applies a subscription the moment it sees it, which can be inside a publish; the
+    kernel hears of each IOPub connection first (its ZAP handler) and, until the subscription has
+    been read, looks for it before each publish, so the welcome goes out first."""
+    kernel = KernelHandle(tmp_path / "k", extra_args=["--log-level", "debug"])
+    try:
+        info = kernel.km.get_connection_info()
+        ctx = zmq.Context.instance()
+        for _ in range(5):
+            sub = ctx.socket(zmq.SUB)
+            sub.setsockopt(zmq.SUBSCRIBE, b"")
+            sub.connect(f"tcp://{info['ip']}:{info['iopub_port']}")
+            try:
+                assert sub.poll(int(TIMEOUT * 1000)), "no iopub_welcome"
+                frames = sub.recv_multipart()
+                i = frames.index(b"<IDS|MSG>")
+                assert json.loads(frames[i + 2])["msg_type"] == "iopub_welcome"
+            finally:
+                sub.close(linger=0)
+        log = kernel.stderr_text().splitlines()
+    finally:
+        kernel.close()
+    announced = subscribed = 0
+    for line in log:
+        if "publishes look for its subscription first" in line:
+            announced += 1
+        elif "new subscriber to" in line:
+            subscribed += 1
+            assert subscribed <= announced, "a subscription was read before its connection was announced"
+    assert subscribed >= 6, log  # the first client and the five above
+    assert announced == subscribed
+
+
 # --- limits and culling --------------------------------------------------------------------------
 
 
