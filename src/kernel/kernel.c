@@ -460,6 +460,17 @@ static void iopub_main(void *arg) {
  * and never subscribes must not keep the publishes checking for ever. */
 #define IOPUB_SUBSCRIPTION_WAIT_MS 2000
 
+/* A ZAP reply (RFC 27): version, request id, status code and text, no user id, no metadata. */
+static void zap_reply(kl_frames *rep, const void *request_id, size_t id_len, const char *status,
+                      const char *text) {
+    kl_frames_add(rep, "1.0", 3);
+    kl_frames_add(rep, request_id, id_len);
+    kl_frames_add(rep, status, strlen(status));
+    kl_frames_add(rep, text, strlen(text));
+    kl_frames_add(rep, "", 0);
+    kl_frames_add(rep, "", 0);
+}
+
 static void zap_main(void *arg) {
     kl_kernel *k = arg;
     for (;;) {
@@ -470,8 +481,11 @@ static void zap_main(void *arg) {
             kl_frames_clear(&req);
             return;
         }
-        /* version, request id, domain, address, routing id, mechanism, credentials... */
-        if (req.n >= 6) {
+        /* version, request id, domain, address, routing id, mechanism, credentials... A REP
+         * socket must answer before it reads again, so a malformed request gets a refusal. */
+        if (req.n < 6) {
+            zap_reply(&rep, "", 0, "400", "malformed ZAP request");
+        } else {
             const char *domain = kl_frames_data(&req, 2);
             size_t dlen = kl_frames_size(&req, 2);
             if (k->iopub && dlen == strlen(IOPUB_ZAP_DOMAIN) &&
@@ -479,23 +493,9 @@ static void zap_main(void *arg) {
                 KL_DEBUG("iopub", "new connection; publishes look for its subscription first");
                 kl_zsock_expect_input(k->iopub, 1, IOPUB_SUBSCRIPTION_WAIT_MS);
             }
-            kl_frames_add(&rep, "1.0", 3);
-            kl_frames_add(&rep, kl_frames_data(&req, 1), kl_frames_size(&req, 1));
-            kl_frames_add(&rep, "200", 3);
-            kl_frames_add(&rep, "OK", 2);
-            kl_frames_add(&rep, "", 0);
-            kl_frames_add(&rep, "", 0);
+            zap_reply(&rep, kl_frames_data(&req, 1), kl_frames_size(&req, 1), "200", "OK");
         }
         kl_frames_clear(&req);
-        /* A REP socket must answer before it reads again; a malformed request gets a refusal. */
-        if (!rep.n) {
-            kl_frames_add(&rep, "1.0", 3);
-            kl_frames_add(&rep, "", 0);
-            kl_frames_add(&rep, "400", 3);
-            kl_frames_add(&rep, "malformed ZAP request", 21);
-            kl_frames_add(&rep, "", 0);
-            kl_frames_add(&rep, "", 0);
-        }
         int rc = kl_zsock_send(k->zap, &rep);
         kl_frames_clear(&rep);
         if (rc == -ECANCELED) return;
